@@ -1,0 +1,102 @@
+"""Engines and session factories for SQLite (the embedded default) and PostgreSQL."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """Create the async engine, tuned for SQLite's single writer when needed."""
+    if not is_sqlite(url):
+        options.setdefault("pool_pre_ping", True)
+        return create_async_engine(url, **options)
+
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options
+    )
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # The pysqlite driver opens transactions lazily and on its own terms; taking
+    # control lets every transaction start with BEGIN IMMEDIATE. Writers then
+    # queue on the busy timeout instead of failing with SQLITE_BUSY when a read
+    # transaction later tries to write.
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class RequestSession(AsyncSession):
+    """An AsyncSession that serialises its own database calls.
+
+    GraphQL resolves sibling fields and data loader batches concurrently, but a
+    session holds one connection that can run one statement at a time.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = asyncio.Lock()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().scalar(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().get(*args, **kwargs)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        async with self._lock:
+            await super().flush(*args, **kwargs)
+
+    async def commit(self) -> None:
+        async with self._lock:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        async with self._lock:
+            await super().rollback()
+
+    async def delete(self, instance: object) -> None:
+        async with self._lock:
+            await super().delete(instance)
+
+
+SessionFactory = Callable[[], RequestSession]
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[RequestSession]:
+    return async_sessionmaker(engine, class_=RequestSession, expire_on_commit=False)

@@ -1,0 +1,138 @@
+"""The ASGI application factory: the composition root of the service."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from db.engine import create_engine, create_session_factory
+from domain.clock import Clock, SystemClock
+from ibhq.context import Services, services_of
+from ibhq.graphiql import asset_endpoint
+from ibhq.graphql_view import GraphQLView
+from ibhq.middleware import RequestIdMiddleware
+from ibhq.settings import Settings
+from rest_compat.authjs import authjs_routes, fallback_route
+from rest_compat.errors import error_response
+from rest_compat.executor import route_endpoint
+from rest_compat.openapi import openapi_document
+from rest_compat.routes import ROUTES
+from schema import IbhqSchema, QueryLimits, build_schema
+from workers.runner import WorkerConfig, run_workers
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, workers: bool = False
+) -> Starlette:
+    """Build the app; with ``workers``, the background workers run in its lifespan."""
+    settings.signing_key  # noqa: B018 - fail at startup, not on the first sign-in
+    schema = build_schema(
+        QueryLimits(
+            max_depth=settings.graphql_max_depth,
+            max_tokens=settings.graphql_max_tokens,
+            max_aliases=settings.graphql_max_aliases,
+        )
+    )
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if workers:
+            config = WorkerConfig(login_window=settings.login_window)
+            task = asyncio.create_task(run_workers(sessions, config, clock=clock))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await engine.dispose()
+
+    app = Starlette(
+        routes=_routes(settings, schema),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.services = Services(
+        settings=settings,
+        sessions=sessions,
+        clock=clock or SystemClock(),
+    )
+    app.state.engine = engine
+    app.state.schema = schema
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
+    graphql = GraphQLView(
+        schema, graphql_ide="graphiql", multipart_uploads_enabled=False
+    )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route(
+            "/static/graphiql/{name}",
+            asset_endpoint(settings.assets_dir),
+            methods=["GET"],
+        ),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        *authjs_routes(),
+    ]
+    routes += [
+        Route(route.path, route_endpoint(route, schema), methods=[route.method])
+        for route in ROUTES
+    ]
+    routes.append(fallback_route())
+    return routes
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        async with services_of(request).sessions() as db:
+            await db.execute(text("SELECT 1"))
+    except Exception:
+        logger.exception("readiness check failed: database unreachable")
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    schema: IbhqSchema = request.app.state.schema
+    settings = services_of(request).settings
+    return JSONResponse(
+        openapi_document(schema._schema, server_url=settings.public_url)
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    messages = {404: "Not found", 405: "Method not allowed"}
+    message = messages.get(error.status_code, str(error.detail))
+    headers = dict(error.headers) if error.headers else None
+    return error_response(error.status_code, message, headers=headers)

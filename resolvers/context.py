@@ -1,0 +1,69 @@
+"""The typed context every resolver receives, one per request."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from db.engine import RequestSession
+from domain.auth import Viewer
+from domain.clock import Clock
+from domain.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from resolvers.loaders import Loaders
+
+
+class ContextSettings(Protocol):
+    """The settings resolvers read; the app's Settings object provides them."""
+
+    @property
+    def session_lifetime(self) -> timedelta: ...
+
+    @property
+    def session_cookie_name(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCookie:
+    name: str
+    value: str
+    max_age: int
+
+
+@dataclass(slots=True)
+class ResponseEffects:
+    """What a resolver asks the transport to add to the HTTP response."""
+
+    cookies: list[PendingCookie] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    request_id: str
+    db: RequestSession
+    viewer: Viewer | None
+    loaders: "Loaders"
+    settings: ContextSettings
+    clock: Clock
+    client_address: str
+    effects: ResponseEffects
+    # Makes sessions that no tenant scopes, for the public use cases that find
+    # their tenant themselves, such as registration.
+    sessions: async_sessionmaker[RequestSession]
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def signed_in(self) -> Viewer:
+        """Return the viewer; permissions have run, so a missing one is a bug."""
+        if self.viewer is None:
+            raise Unauthenticated()
+        return self.viewer
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.signed_in.tenant_id

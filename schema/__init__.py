@@ -1,0 +1,76 @@
+"""The GraphQL schema: one Strawberry schema for every area of the product."""
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from domain.errors import DomainError
+from schema.extensions import ErrorCodes
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.scalars import SCALAR_OVERRIDES
+
+logger = logging.getLogger("ibhq.graphql")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    max_depth: int = 12
+    max_tokens: int = 5000
+    max_aliases: int = 30
+
+
+class IbhqSchema(strawberry.Schema):
+    def process_errors(
+        self,
+        errors: list[GraphQLError],
+        execution_context: ExecutionContext | None = None,
+    ) -> None:
+        """Log each unexpected error once, with its traceback and request id."""
+        context = execution_context.context if execution_context else None
+        request_id = getattr(context, "request_id", "unknown")
+        for error in errors:
+            original = error.original_error
+            if original is None or error.path is None:
+                continue
+            if isinstance(original, DomainError):
+                logger.debug("request %s: %s", request_id, original.message)
+                continue
+            logger.error(
+                "request %s: unexpected error in %s",
+                request_id,
+                ".".join(str(part) for part in error.path),
+                exc_info=original,
+            )
+
+
+def build_schema(limits: QueryLimits | None = None) -> IbhqSchema:
+    limits = limits or QueryLimits()
+    return IbhqSchema(
+        query=Query,
+        mutation=Mutation,
+        scalar_overrides=SCALAR_OVERRIDES,
+        config=StrawberryConfig(auto_camel_case=True),
+        # Factories, so each request gets its own extension instances; the
+        # parser and validation caches are shared at module level regardless.
+        extensions=[
+            partial(ParserCache, maxsize=256),
+            partial(ValidationCache, maxsize=256),
+            partial(QueryDepthLimiter, max_depth=limits.max_depth),
+            partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+            partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+            ErrorCodes,
+        ],
+    )

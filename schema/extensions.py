@@ -1,0 +1,105 @@
+"""Schema-wide behaviour: error codes and masking, and one transaction per mutation."""
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.field_extension import AsyncExtensionResolver, FieldExtension
+from strawberry.types import Info
+
+from domain.errors import DomainError, ErrorCode, RateLimited
+from resolvers.context import Context
+
+logger = logging.getLogger("ibhq.graphql")
+
+_BAD_INPUT = {"code": ErrorCode.BAD_USER_INPUT.value}
+_FOUND_SUFFIX = re.compile(r"[;,.]? ?found: .*$", re.DOTALL)
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a code, and mask the unexpected ones.
+
+    Domain errors keep their message and carry their code (and field, if any)
+    in ``extensions``. Parse and validation errors are BAD_USER_INPUT. Anything
+    else becomes INTERNAL with a message that names the request id; the real
+    error is logged once, in ``IbhqSchema.process_errors``.
+    """
+
+    def on_operation(self) -> Any:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "unknown")
+        result.errors = [_with_code(error, request_id) for error in result.errors]
+
+
+def _with_code(error: GraphQLError, request_id: str) -> GraphQLError:
+    original = error.original_error
+    if original is None:
+        return _copy(error, _without_echo(error.message), _BAD_INPUT)
+    if isinstance(original, DomainError):
+        extensions: dict[str, Any] = {"code": original.code.value}
+        if original.field:
+            extensions["field"] = original.field
+        if isinstance(original, RateLimited):
+            extensions["retryAfter"] = original.retry_after_seconds
+        return _copy(error, original.message, extensions)
+    if error.path is None:
+        # Raised before execution: a scalar rejected a literal or a variable.
+        return _copy(error, _without_echo(error.message), _BAD_INPUT)
+    message = f"Internal server error (request id {request_id})"
+    return _copy(error, message, {"code": "INTERNAL", "requestId": request_id})
+
+
+def _without_echo(message: str) -> str:
+    # graphql-core repeats the whole variable value after "found:"; a password
+    # or token inside it must not travel back or reach a log.
+    return _FOUND_SUFFIX.sub(".", message)
+
+
+def _copy(
+    error: GraphQLError, message: str, extensions: dict[str, Any]
+) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=extensions,
+    )
+
+
+class Transaction(FieldExtension):
+    """Commit the request's session when a mutation succeeds, roll back when not."""
+
+    async def resolve_async(
+        self,
+        next_: AsyncExtensionResolver,
+        source: Any,
+        info: Info[Context, None],
+        **kwargs: Any,
+    ) -> Any:
+        db = info.context.db
+        try:
+            result = await next_(source, info, **kwargs)
+        except BaseException:
+            await db.rollback()
+            raise
+        await db.commit()
+        return result
+
+    def resolve(
+        self,
+        next_: Callable[..., Any],
+        source: Any,
+        info: Info[Context, None],
+        **kwargs: Any,
+    ) -> Any:
+        raise TypeError("Transaction only wraps async resolvers")

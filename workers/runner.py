@@ -1,0 +1,63 @@
+"""Runs the background workers, in the API process or on their own."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from db.engine import RequestSession, create_engine, create_session_factory
+from domain.clock import Clock, SystemClock
+from workers.maintenance import purge_expired
+
+logger = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_SECONDS = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    login_window: timedelta
+    maintenance_interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
+
+
+async def run_workers(
+    sessions: async_sessionmaker[RequestSession],
+    config: WorkerConfig,
+    *,
+    clock: Clock | None = None,
+) -> None:
+    """Run every worker loop until cancelled."""
+    clock = clock or SystemClock()
+    logger.info("workers started")
+    try:
+        await _maintenance_loop(sessions, config, clock)
+    finally:
+        logger.info("workers stopped")
+
+
+async def _maintenance_loop(
+    sessions: async_sessionmaker[RequestSession], config: WorkerConfig, clock: Clock
+) -> None:
+    while True:
+        try:
+            async with sessions() as db:
+                await purge_expired(
+                    db, now=clock.now(), login_window=config.login_window
+                )
+        except Exception:
+            # Keep the loop alive through a database outage; the next pass retries.
+            logger.exception(
+                "maintenance pass failed; retrying in %.0f s",
+                config.maintenance_interval_seconds,
+            )
+        await asyncio.sleep(config.maintenance_interval_seconds)
+
+
+async def run_standalone(database_url: str, config: WorkerConfig) -> None:
+    engine = create_engine(database_url)
+    try:
+        await run_workers(create_session_factory(engine), config)
+    finally:
+        await engine.dispose()
