@@ -20,7 +20,7 @@ from domain.errors import DomainError
 from schema.extensions import ErrorCodes
 from schema.mutation import Mutation
 from schema.query import Query
-from schema.scalars import SCALAR_OVERRIDES
+from schema.scalars import SCALAR_MAP
 
 logger = logging.getLogger("ibhq.graphql")
 
@@ -61,8 +61,7 @@ def build_schema(limits: QueryLimits | None = None) -> IbhqSchema:
     return IbhqSchema(
         query=Query,
         mutation=Mutation,
-        scalar_overrides=SCALAR_OVERRIDES,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         # Factories, so each request gets its own extension instances; the
         # parser and validation caches are shared at module level regardless.
         extensions=[

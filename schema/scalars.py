@@ -6,6 +6,7 @@ from typing import Any, NewType
 
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
 
 
 def format_decimal(value: Decimal) -> str:
@@ -32,8 +33,7 @@ def _decimal_literal(node: ValueNode, _variables: Any = None) -> Decimal:
     raise ValueError("Decimal must be a number or a numeric string")
 
 
-DecimalScalar = strawberry.scalar(
-    NewType("Decimal", Decimal),
+DECIMAL = strawberry.scalar(
     name="Decimal",
     description="An exact decimal number, sent as a fixed-point string.",
     serialize=format_decimal,
@@ -60,8 +60,9 @@ def _bigint_literal(node: ValueNode, _variables: Any = None) -> int:
     raise ValueError("BigInt must be an integer or a string of digits")
 
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
+BigInt = NewType("BigInt", int)
+
+BIGINT = strawberry.scalar(
     name="BigInt",
     description="A 64-bit or larger integer, sent as a string of digits.",
     serialize=str,
@@ -90,8 +91,7 @@ def _datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:
     return _to_datetime(node.value if isinstance(node, StringValueNode) else None)
 
 
-DateTimeScalar = strawberry.scalar(
-    NewType("DateTime", datetime),
+DATETIME = strawberry.scalar(
     name="DateTime",
     description="A point in time, as ISO 8601 in UTC with a Z suffix.",
     serialize=format_datetime,
@@ -99,7 +99,9 @@ DateTimeScalar = strawberry.scalar(
     parse_literal=_datetime_literal,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {
-    Decimal: DecimalScalar,
-    datetime: DateTimeScalar,
+# Python types and the GraphQL scalars they become, for StrawberryConfig.
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    Decimal: DECIMAL,
+    BigInt: BIGINT,
+    datetime: DATETIME,
 }
