@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import AuthSession, LoginThrottle, Tenant, User
 from db.types import UTCDateTime
 from domain.errors import RateLimited, Unauthenticated
-from domain.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from domain.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ async def sign_in(
     await _check_not_blocked(session, [email_key, address_key], now=now)
 
     user = await _find_active_user(session, email)
-    stored_hash = user.password_hash if user else DUMMY_HASH
+    stored_hash = user.password_hash if user else dummy_hash()
     password_ok = verify_password(stored_hash, password[:1024])
     if user is None or not password_ok:
         await _record_failure(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Lead, User
 from domain.auth import Viewer
 from domain.errors import InvalidInput, NotFound
-from domain.pipeline import LOST_STAGE, get_stage, list_stages
+from domain.pipeline import LOST_STAGE, list_stages, require_stage
 from domain.timeline import add_system_entry
 from domain.validation import clean_text, normalize_email, optional_text
 
@@ -69,7 +69,7 @@ async def list_leads(
 
     conditions = []
     if stage:
-        await get_stage(session, stage)
+        await require_stage(session, stage, field="stage")
         conditions.append(Lead.pipeline_stage == stage)
     if query and query.strip():
         text = clean_text(query, field="q", max_length=200)
@@ -199,7 +199,7 @@ async def _clean_field(session: AsyncSession, key: str, value: Any) -> Any:
                 raise InvalidInput(
                     "pipelineStage must not be empty", field="pipelineStage"
                 )
-            return (await get_stage(session, value)).key
+            return await require_stage(session, value, field="pipelineStage")
         case "source":
             if value not in SOURCES:
                 raise InvalidInput(

@@ -1,4 +1,8 @@
-"""Password hashing with argon2id."""
+"""Password hashing with argon2id.
+
+The cost parameters are set once at startup with ``configure``; hashes made
+with other parameters still verify and are upgraded on the next sign-in.
+"""
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -10,6 +14,14 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 
 _hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+def configure(*, time_cost: int, memory_cost_kib: int) -> None:
+    """Set the argon2id cost used for new hashes."""
+    global _hasher, _dummy_hash
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
+    _dummy_hash = None
 
 
 def check_password_rules(password: str, *, field: str = "password") -> None:
@@ -42,6 +54,13 @@ def needs_rehash(stored_hash: str) -> bool:
         return True
 
 
-# A valid hash to verify against when the email is unknown, so that the
-# response time does not reveal which emails have accounts.
-DUMMY_HASH = hash_password("not a real password, only for timing")
+def dummy_hash() -> str:
+    """Return a valid hash to verify against when the email is unknown.
+
+    Verifying it costs as much as a real check, so the response time does not
+    reveal which emails have accounts.
+    """
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not a real password, only for timing")
+    return _dummy_hash

@@ -46,12 +46,24 @@ async def list_stages(session: AsyncSession) -> list[PipelineStage]:
 
 
 async def get_stage(session: AsyncSession, key: str) -> PipelineStage:
-    stage = (
-        await session.execute(select(PipelineStage).where(PipelineStage.key == key))
-    ).scalar_one_or_none()
+    stage = await find_stage(session, key)
     if stage is None:
         raise NotFound(f"Pipeline stage '{key}'")
     return stage
+
+
+async def find_stage(session: AsyncSession, key: str) -> PipelineStage | None:
+    result = await session.execute(
+        select(PipelineStage).where(PipelineStage.key == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def require_stage(session: AsyncSession, key: str, *, field: str) -> str:
+    """Return ``key`` if it names a stage; a bad field value is BAD_USER_INPUT."""
+    if await find_stage(session, key) is None:
+        raise InvalidInput(f"{field} '{key}' is not a pipeline stage", field=field)
+    return key
 
 
 async def add_stage(
@@ -133,7 +145,7 @@ async def remove_stage(
             raise InvalidInput(
                 "moveLeadsTo must be another stage, and not lost", field="moveLeadsTo"
             )
-        await get_stage(session, move_leads_to)
+        await require_stage(session, move_leads_to, field="moveLeadsTo")
         await _move_leads(session, key, move_leads_to, author_id=author_id, now=now)
     await session.delete(stage)
     await session.flush()

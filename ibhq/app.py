@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from db.engine import create_engine, create_session_factory
+from domain import passwords
 from domain.clock import Clock, SystemClock
 from ibhq.context import Services, services_of
 from ibhq.graphiql import asset_endpoint
@@ -36,6 +37,10 @@ def create_app(
 ) -> Starlette:
     """Build the app; with ``workers``, the background workers run in its lifespan."""
     settings.signing_key  # noqa: B018 - fail at startup, not on the first sign-in
+    passwords.configure(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost_kib=settings.password_hash_memory_kib,
+    )
     schema = build_schema(
         QueryLimits(
             max_depth=settings.graphql_max_depth,

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024, le=4_194_304)
+
     session_days: int = Field(default=30, ge=1, le=365)
     login_window_minutes: int = Field(default=15, ge=1)
     login_max_failures_per_email: int = Field(default=5, ge=1)

@@ -30,7 +30,7 @@ class LeadSource(Enum):
     onboarding_bot = "onboarding_bot"
     referral = "referral"
     outreach = "outreach"
-    import_ = strawberry.enum_value("import")
+    import_ = strawberry.enum_value("import", name="import")
 
 
 @strawberry.enum

@@ -1,0 +1,5 @@
+import sys
+
+from ibhq.cli import main
+
+sys.exit(main())
