@@ -4,8 +4,10 @@ The cost parameters are set once at startup with ``configure``; hashes made
 with other parameters still verify and are upgraded on the next sign-in.
 """
 
+from contextlib import suppress
+
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from domain.errors import InvalidInput
 
@@ -40,11 +42,21 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
-    """Check a password; an unreadable stored hash counts as a mismatch."""
+    """Check a password; an unreadable stored hash counts as a mismatch.
+
+    argon2 rejects an unreadable hash before doing any hashing, so the dummy
+    hash is verified instead, which makes the failure take as long as a wrong
+    password does.
+    """
     try:
         return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError, ValueError):
+    except VerifyMismatchError:
         return False
+    except (VerificationError, InvalidHashError, ValueError):
+        pass
+    with suppress(VerifyMismatchError):
+        _hasher.verify(dummy_hash(), password)
+    return False
 
 
 def needs_rehash(stored_hash: str) -> bool:

@@ -6,12 +6,14 @@ Invariants:
   demoted nor removed. Role changes lock the tenant row first on PostgreSQL
   (SQLite serialises writers already), so two concurrent demotions cannot
   both pass the check.
-- Only an owner can grant the owner role or change an owner.
+- Only an owner can grant the owner role or change an owner. Member changes
+  check the acting member's role as stored once the tenant row is locked, not
+  the role the request's session saw when it started.
 """
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -71,17 +73,21 @@ async def register(
         password_hash=hash_password(registration.password),
         created_at=now,
     )
+    # A concurrent registration can take the slug or the email between the
+    # checks above and these inserts (on PostgreSQL, the second insert waits
+    # for the first transaction and then fails). The tenant row is flushed on
+    # its own, because a unique violation there can only mean the slug is taken.
+    # The caller rolls the transaction back.
     session.add(tenant)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _slug_taken(slug) from None
     session.add(owner)
     seed_default_stages(session, tenant.id)
     try:
         await session.flush()
-    except IntegrityError as error:
-        # Another registration took the slug or the email since the checks
-        # above. The caller rolls the transaction back.
-        if "slug" in str(error.orig):
-            raise _slug_taken(slug) from None
+    except IntegrityError:
         raise _email_taken() from None
     return tenant, owner
 
@@ -121,8 +127,9 @@ async def add_member(
     email = normalize_email(email)
     check_password_rules(password)
     role = _check_role(role)
-    _check_may_assign(viewer, role)
     member_name = _member_name(name, email)
+    viewer = await _lock_as_current(session, viewer)
+    _check_may_assign(viewer, role)
 
     existing = (
         await session.execute(select(User).where(User.email == email))
@@ -158,7 +165,7 @@ async def update_member_role(
     session: AsyncSession, viewer: Viewer, member_id: uuid.UUID, role: str
 ) -> User:
     role = _check_role(role)
-    await _lock_tenant(session, viewer.tenant_id)
+    viewer = await _lock_as_current(session, viewer)
     member = await get_member(session, member_id)
     if member.role == role:
         return member
@@ -175,7 +182,7 @@ async def remove_member(
     session: AsyncSession, viewer: Viewer, member_id: uuid.UUID, *, now: datetime
 ) -> User:
     """Remove a member: their sessions end at once, their history stays."""
-    await _lock_tenant(session, viewer.tenant_id)
+    viewer = await _lock_as_current(session, viewer)
     member = await get_member(session, member_id)
     _check_may_assign(viewer, member.role)
     if member.role == "owner":
@@ -248,6 +255,21 @@ async def _lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     await session.execute(
         select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
     )
+
+
+async def _lock_as_current(session: AsyncSession, viewer: Viewer) -> Viewer:
+    """Lock the tenant row, then return the viewer with its role as now stored.
+
+    The viewer was resolved when the request started, so a role change that
+    another request committed since then is not in it.
+    """
+    await _lock_tenant(session, viewer.tenant_id)
+    role = await session.scalar(
+        select(User.role).where(User.id == viewer.user_id, User.removed_at.is_(None))
+    )
+    if role not in ("owner", "admin"):
+        raise Forbidden("This action needs the owner or admin role")
+    return replace(viewer, role=role)
 
 
 def _slug_taken(slug: str) -> InvalidInput:

@@ -48,3 +48,6 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # Our own access log line carries the request id; uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # At DEBUG, aiosqlite logs every statement's parameters, which include
+    # password hashes and session token hashes.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
