@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import create_engine, create_session_factory
 from domain import passwords
@@ -86,7 +87,7 @@ def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
     graphql = GraphQLView(
         schema, graphql_ide="graphiql", multipart_uploads_enabled=False
     )
-    routes: list[BaseRoute] = [
+    routes: list[Route] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -103,8 +104,40 @@ def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
         Route(route.path, route_endpoint(route, schema), methods=[route.method])
         for route in ROUTES
     ]
-    routes.append(fallback_route())
-    return routes
+    return [*_one_route_per_path(routes), fallback_route()]
+
+
+class _MethodDispatch:
+    """An ASGI app that runs the handler for the request's method.
+
+    Other methods raise 405 with every method of the path in Allow. Because
+    the route takes every method, a method missing on a path under /api/auth/
+    gets that 405 instead of falling through to the Auth.js fallback's 404.
+    """
+
+    def __init__(self, handlers: dict[str, ASGIApp]) -> None:
+        self.handlers = handlers
+        self.allow = ", ".join(sorted(handlers))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handlers.get(scope["method"])
+        if handler is None:
+            raise HTTPException(405, headers={"Allow": self.allow})
+        await handler(scope, receive, send)
+
+
+def _one_route_per_path(routes: list[Route]) -> list[BaseRoute]:
+    handlers: dict[str, dict[str, ASGIApp]] = {}
+    for route in routes:
+        table = handlers.setdefault(route.path, {})
+        for method in route.methods or ():
+            if method in table:
+                raise ValueError(f"two routes serve {method} {route.path}")
+            table[method] = route.app
+    return [
+        Route(path, _MethodDispatch(table), methods=None, name=path)
+        for path, table in handlers.items()
+    ]
 
 
 async def healthz(request: Request) -> Response:

@@ -1,6 +1,7 @@
 """Reading request bodies with a size limit and exact decimals."""
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+class UnusableJson(ValueError):
+    """JSON that the service cannot take although its syntax may be valid.
+
+    The message is a predicate, so callers prefix what was parsed:
+    ``f"Request body {error}"``.
+    """
+
+
+# Python's json module joins each valid surrogate pair into one character, so
+# any surrogate left in a parsed string came from an unpaired escape such as
+# "\ud800". Such a string cannot be encoded as UTF-8, so the database driver,
+# the password hasher and the response encoder would all fail on it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -39,6 +55,29 @@ def _reject_constant(name: str) -> Any:
 def loads_exact(data: str | bytes) -> Any:
     """Parse JSON with every number that has a fraction or exponent as Decimal.
 
-    Raises ValueError for broken JSON and for NaN or Infinity.
+    Raises ValueError for broken JSON and for NaN or Infinity, and its
+    subclass UnusableJson for nesting too deep to parse and for strings with
+    an unpaired UTF-16 surrogate escape.
     """
-    return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    try:
+        parsed = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        raise UnusableJson("is nested too deeply") from None
+    _check_strings(parsed)
+    return parsed
+
+
+def _check_strings(value: Any) -> None:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise UnusableJson(
+                    "has a string with an unpaired UTF-16 surrogate escape"
+                )
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)

@@ -9,7 +9,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from ibhq.bodies import BodyTooLarge, loads_exact, read_body
+from ibhq.bodies import BodyTooLarge, UnusableJson, loads_exact, read_body
 from ibhq.context import apply_effects, request_context, services_of
 from ibhq.graphiql import graphiql_page
 
@@ -44,6 +44,8 @@ class GraphQLView(GraphQL[Any, None]):
     def decode_json(self, data: str | bytes) -> object:
         try:
             parsed = loads_exact(data)
+        except UnusableJson as error:
+            raise HTTPException(400, f"Request body {error}") from error
         except ValueError as error:
             raise HTTPException(400, "Unable to parse request body as JSON") from error
         if not isinstance(parsed, dict):

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ibhq.bodies import BodyTooLarge, loads_exact, read_body
+from ibhq.bodies import BodyTooLarge, UnusableJson, loads_exact, read_body
 from ibhq.context import apply_effects, request_context, services_of
 from rest_compat.errors import STATUS_BY_CODE, error_response
 from rest_compat.operations import Operation, load_operations
@@ -80,7 +80,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
         raise BadRequest("Request body must be a JSON object, and it is empty")
     try:
         parsed = loads_exact(body)
-    except (ValueError, RecursionError):
+    except UnusableJson as error:
+        raise BadRequest(f"Request body {error}") from None
+    except ValueError:
         raise BadRequest("Request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise BadRequest(

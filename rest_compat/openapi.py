@@ -28,6 +28,8 @@ SCALARS: dict[str, dict[str, Any]] = {
     "DateTime": {"type": "string", "format": "date-time"},
 }
 
+HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
 AUTH_ROUTES: dict[str, dict[str, Any]] = {
     "/api/auth/csrf": {"get": {"summary": "Get a CSRF token (Auth.js)."}},
     "/api/auth/providers": {"get": {"summary": "List sign-in providers (Auth.js)."}},
@@ -56,6 +58,25 @@ AUTH_ROUTES: dict[str, dict[str, Any]] = {
         }
     },
     "/api/auth/signout": {"post": {"summary": "Sign out (Auth.js)."}},
+    "/api/auth/signin": {
+        "get": {
+            "summary": "An HTML sign-in form for browsers (Auth.js).",
+            "parameters": [
+                {"name": "callbackUrl", "in": "query", "schema": {"type": "string"}},
+                {"name": "error", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": {"description": "The form", **HTML}},
+        }
+    },
+    "/api/auth/error": {
+        "get": {
+            "summary": "An HTML page that explains a failed sign-in (Auth.js).",
+            "parameters": [
+                {"name": "error", "in": "query", "schema": {"type": "string"}}
+            ],
+            "responses": {"400": {"description": "The explanation", **HTML}},
+        }
+    },
 }
 
 

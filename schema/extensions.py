@@ -2,12 +2,17 @@
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.field_extension import AsyncExtensionResolver, FieldExtension
+from strawberry.schema.exceptions import (
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
 from strawberry.types import Info
 
 from domain.errors import DomainError, ErrorCode, RateLimited
@@ -24,17 +29,46 @@ class ErrorCodes(SchemaExtension):
 
     Domain errors keep their message and carry their code (and field, if any)
     in ``extensions``. Parse and validation errors are BAD_USER_INPUT. Anything
-    else becomes INTERNAL with a message that names the request id; the real
-    error is logged once, in ``IbhqSchema.process_errors``.
+    else becomes INTERNAL with a message that names the request id. The real
+    error is logged once: in ``IbhqSchema.process_errors`` when a resolver
+    raised it, and here when another extension's hook did.
     """
 
-    def on_operation(self) -> Any:
-        yield
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "unknown")
+        try:
+            yield
+        except GraphQLError as error:
+            # An error raised inside another extension's hook, such as a syntax
+            # error from the parser cache's on_parse, leaves this hook as an
+            # exception. Strawberry turns the exception into the result after
+            # this hook ends, so it is coded here or not at all.
+            raise _with_code(error, request_id) from None
+        except (
+            MissingQueryError,
+            CannotGetOperationTypeError,
+            InvalidOperationTypeError,
+        ):
+            # The HTTP view turns these into a 400 of its own.
+            raise
+        except Exception as error:
+            # Strawberry would return str(error) to the client unmasked, and
+            # process_errors skips errors without a path, so log it here.
+            logger.error(
+                "request %s: unexpected error in an extension hook",
+                request_id,
+                exc_info=error,
+            )
+            message = f"Internal server error (request id {request_id})"
+            raise GraphQLError(
+                message,
+                original_error=error,
+                extensions={"code": "INTERNAL", "requestId": request_id},
+            ) from None
         result = self.execution_context.result
         if result is None or not result.errors:
             return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", "unknown")
         result.errors = [_with_code(error, request_id) for error in result.errors]
 
 

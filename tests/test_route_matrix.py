@@ -1,0 +1,415 @@
+"""Matrices over the REST route table: sign-in, tenancy, roles and request bodies.
+
+Every case is generated from ``rest_compat.routes.ROUTES``, so a new row is
+covered as soon as it is added. A route with a path parameter that no entry of
+``PATH_OBJECTS`` creates fails here until a factory for it is added.
+"""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLNonNull,
+    GraphQLScalarType,
+    Undefined,
+    get_named_type,
+    type_from_ast,
+)
+
+from rest_compat.operations import load_operations
+from rest_compat.routes import ROUTES, RestRoute
+from schema import build_schema
+from tests.conftest import Server, Workspace, register
+
+SIGN_IN_MESSAGE = "Sign in to use this endpoint"
+ROLE_MESSAGE = "This action needs the owner or admin role"
+
+PRIVATE_ROUTES = [route for route in ROUTES if not route.public]
+WRITE_ROUTES = [route for route in ROUTES if route.writes and not route.public]
+BODY_ROUTES = [route for route in ROUTES if route.body is not None]
+
+
+def route_id(route: RestRoute) -> str:
+    return f"{route.method} {route.path}"
+
+
+async def create_lead(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/api/leads",
+        json={"fullName": f"Lead {uuid.uuid4().hex[:8]}", "tags": ["matrix"]},
+    )
+    assert response.status_code == 201, response.text
+    lead_id: str = response.json()["id"]
+    return lead_id
+
+
+@dataclass(frozen=True)
+class PathObject:
+    """What a path parameter names: its entity, how to create one, where to read it."""
+
+    entity: str
+    create: Callable[[httpx.AsyncClient], Awaitable[str]]
+    read_path: str
+
+
+PATH_OBJECTS: dict[str, PathObject] = {
+    "leadId": PathObject("Lead", create_lead, "/api/leads/{id}"),
+}
+
+
+@dataclass
+class Objects:
+    """Ids by path parameter name, of objects created to fill route paths with."""
+
+    ids: dict[str, str]
+
+    def path(self, route: RestRoute) -> str:
+        path = route.path
+        for name in route.path_params:
+            path = path.replace("{" + name + "}", self.ids[name])
+        return path
+
+
+def path_object(name: str) -> PathObject:
+    assert name in PATH_OBJECTS, f"add a factory for {{{name}}} to PATH_OBJECTS"
+    return PATH_OBJECTS[name]
+
+
+async def create_objects(workspace: Workspace, route: RestRoute) -> Objects:
+    """Create the route's path objects, and a lead even if the path names none."""
+    ids: dict[str, str] = {}
+    for name in route.path_params:
+        ids[name] = await path_object(name).create(workspace.owner)
+    ids.setdefault("leadId", await create_lead(workspace.owner))
+    return Objects(ids)
+
+
+def random_ids(route: RestRoute) -> Objects:
+    return Objects({name: str(uuid.uuid4()) for name in route.path_params})
+
+
+def not_found_message(route: RestRoute) -> str:
+    return f"{path_object(route.path_params[0]).entity} not found"
+
+
+async def call(
+    client: httpx.AsyncClient, route: RestRoute, path: str
+) -> httpx.Response:
+    body = route.example if route.body is not None else None
+    return await client.request(route.method, path, json=body)
+
+
+async def workspace_state(workspace: Workspace, objects: Objects) -> list[Any]:
+    """Read the lead list and each object, as the workspace's owner."""
+    listing = await workspace.owner.get("/api/leads", params={"pageSize": 100})
+    assert listing.status_code == 200, listing.text
+    state: list[Any] = [listing.json()]
+    for name, object_id in objects.ids.items():
+        read_path = path_object(name).read_path.format(id=object_id)
+        response = await workspace.owner.get(read_path)
+        state.append((response.status_code, response.json()))
+    return state
+
+
+@pytest.fixture
+async def anonymous(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with server.client() as client:
+        yield client
+
+
+@pytest.mark.parametrize("cookie", [None, "forged-token"], ids=["none", "forged"])
+@pytest.mark.parametrize("route", PRIVATE_ROUTES, ids=route_id)
+async def test_route_without_session(
+    server: Server, anonymous: httpx.AsyncClient, route: RestRoute, cookie: str | None
+) -> None:
+    if cookie is not None:
+        anonymous.cookies.set(server.settings.session_cookie_name, cookie)
+
+    response = await call(anonymous, route, random_ids(route).path(route))
+
+    assert response.status_code == 401
+    assert response.json() == {"error": SIGN_IN_MESSAGE}
+
+
+@pytest.mark.parametrize(
+    "route", [route for route in PRIVATE_ROUTES if route.body], ids=route_id
+)
+async def test_route_session_before_body(
+    anonymous: httpx.AsyncClient, route: RestRoute
+) -> None:
+    # Without a session, even a broken body gets 401: nothing about the
+    # input is checked, or reported, before the caller is known.
+    response = await anonymous.request(
+        route.method,
+        random_ids(route).path(route),
+        content=b"{broken",
+        headers={"Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 401
+    assert response.json() == {"error": SIGN_IN_MESSAGE}
+
+
+@pytest.mark.parametrize("route", PRIVATE_ROUTES, ids=route_id)
+async def test_route_as_other_tenant(
+    workspace: Workspace, other_workspace: Workspace, route: RestRoute
+) -> None:
+    objects = await create_objects(workspace, route)
+    before = await workspace_state(workspace, objects)
+
+    response = await call(other_workspace.owner, route, objects.path(route))
+
+    if route.path_params:
+        assert response.status_code == 404, response.text
+        assert response.json() == {"error": not_found_message(route)}
+        absent = await call(other_workspace.owner, route, random_ids(route).path(route))
+        assert (absent.status_code, absent.json()) == (404, response.json())
+    elif route.method == "GET":
+        assert response.status_code == 200, response.text
+        for foreign in (*objects.ids.values(), workspace.tenant_id, workspace.slug):
+            assert foreign not in response.text
+    else:
+        assert response.status_code == route.status, response.text
+    assert await workspace_state(workspace, objects) == before
+
+
+@pytest.mark.parametrize("route", WRITE_ROUTES, ids=route_id)
+async def test_write_route_as_member(workspace: Workspace, route: RestRoute) -> None:
+    objects = await create_objects(workspace, route)
+    before = await workspace_state(workspace, objects)
+
+    response = await call(workspace.member, route, objects.path(route))
+
+    assert response.status_code == 403, response.text
+    assert response.json() == {"error": ROLE_MESSAGE}
+    assert await workspace_state(workspace, objects) == before
+
+
+# Request bodies. The cases of fixed_bad_bodies fit any route, and
+# derived_bad_bodies builds the others from a route's input type and example.
+
+GRAPHQL_SCHEMA = build_schema()._schema
+
+
+@dataclass(frozen=True)
+class BadBody:
+    name: str
+    content: bytes
+    message: str
+
+
+def fixed_bad_bodies() -> list[BadBody]:
+    not_object = "Request body must be a JSON object, not "
+    return [
+        BadBody("broken-json", b'{"fullName": ', "Request body is not valid JSON"),
+        BadBody("empty", b"", "Request body must be a JSON object, and it is empty"),
+        BadBody(
+            "blank", b"  \n", "Request body must be a JSON object, and it is empty"
+        ),
+        BadBody("array", b"[]", not_object + "an array"),
+        BadBody("null", b"null", not_object + "null"),
+        BadBody("number", b"5", not_object + "a number"),
+        BadBody("string", b'"text"', not_object + "a string"),
+        BadBody("boolean", b"true", not_object + "a boolean"),
+        BadBody("nan", b'{"fullName": NaN}', "Request body is not valid JSON"),
+        BadBody(
+            "unpaired-surrogate",
+            b'{"text": "a\\ud800b"}',
+            "Request body has a string with an unpaired UTF-16 surrogate escape",
+        ),
+        BadBody(
+            "deep-nesting",
+            b'{"a": ' * 5000 + b"1" + b"}" * 5000,
+            "Request body is nested too deeply",
+        ),
+    ]
+
+
+def input_type(route: RestRoute) -> GraphQLInputObjectType:
+    assert route.body is not None
+    operation = load_operations()[route.operation]
+    type_ = get_named_type(
+        type_from_ast(GRAPHQL_SCHEMA, operation.variables[route.body].type)
+    )
+    assert isinstance(type_, GraphQLInputObjectType)
+    return type_
+
+
+def derived_bad_bodies(route: RestRoute) -> list[BadBody]:
+    assert route.example is not None, f"{route_id(route)} needs an example body"
+    fields = input_type(route).fields
+    cases = [
+        BadBody(
+            "unknown-field",
+            json.dumps({**route.example, "bogusField": 1}).encode(),
+            "Unknown field 'bogusField'",
+        )
+    ]
+    required = [
+        name
+        for name, field in fields.items()
+        if isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
+    ]
+    if required:
+        body = {k: v for k, v in route.example.items() if k != required[0]}
+        cases.append(
+            BadBody(
+                "missing-required",
+                json.dumps(body).encode(),
+                f"Missing required field '{required[0]}'",
+            )
+        )
+        cases.append(
+            BadBody(
+                "null-required",
+                json.dumps({**route.example, required[0]: None}).encode(),
+                f"Field '{required[0]}' must not be null",
+            )
+        )
+    for name in route.example:
+        named = get_named_type(fields[name].type)
+        if isinstance(named, GraphQLScalarType) and named.name == "String":
+            message = "String cannot represent a non string value: 12345"
+        elif isinstance(named, GraphQLEnumType):
+            message = f"Enum '{named.name}' cannot represent non-string value: 12345"
+        else:
+            continue
+        cases.append(
+            BadBody(
+                "wrong-type",
+                json.dumps({**route.example, name: 12345}).encode(),
+                f"Invalid value for '{name}': {message}",
+            )
+        )
+        break
+    return cases
+
+
+BAD_BODY_CASES = [
+    pytest.param(route, case, id=f"{route_id(route)} {case.name}")
+    for route in BODY_ROUTES
+    for case in [*fixed_bad_bodies(), *derived_bad_bodies(route)]
+]
+
+
+def test_bad_body_cases_cover_routes() -> None:
+    # Each body route gets the fixed cases plus an unknown and a wrongly typed
+    # field, so a route whose example has no String or enum field shows here.
+    names = {(route_id(p.values[0]), p.values[1].name) for p in BAD_BODY_CASES}
+    for route in BODY_ROUTES:
+        assert (route_id(route), "unknown-field") in names
+        assert (route_id(route), "wrong-type") in names
+
+
+@dataclass
+class SharedClients:
+    """Clients shared by the tests below, since a rejected request changes nothing."""
+
+    anonymous: httpx.AsyncClient
+    owner: httpx.AsyncClient
+    objects: Objects
+
+    def target(self, route: RestRoute) -> tuple[httpx.AsyncClient, str]:
+        client = self.anonymous if route.public else self.owner
+        return client, self.objects.path(route)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared(server: Server) -> AsyncIterator[SharedClients]:
+    owner, _ = await register(server)
+    ids: dict[str, str] = {}
+    for route in BODY_ROUTES:
+        for name in route.path_params:
+            if name not in ids:
+                ids[name] = await path_object(name).create(owner)
+    async with server.client() as anonymous:
+        yield SharedClients(anonymous, owner, Objects(ids))
+    await owner.aclose()
+
+
+PATH_ROUTES = [route for route in ROUTES if route.path_params]
+
+
+@pytest.mark.parametrize("route", PATH_ROUTES, ids=route_id)
+async def test_route_malformed_id(shared: SharedClients, route: RestRoute) -> None:
+    path = Objects(dict.fromkeys(route.path_params, "not-a-uuid")).path(route)
+
+    response = await call(shared.owner, route, path)
+
+    assert response.status_code == 404, response.text
+    assert response.json() == {"error": not_found_message(route)}
+
+
+@pytest.mark.parametrize(("route", "case"), BAD_BODY_CASES)
+async def test_route_bad_body(
+    shared: SharedClients, route: RestRoute, case: BadBody
+) -> None:
+    client, path = shared.target(route)
+
+    response = await client.request(
+        route.method,
+        path,
+        content=case.content,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": case.message}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "", "application/jsonx"],
+)
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)
+async def test_route_wrong_content_type(
+    shared: SharedClients, route: RestRoute, content_type: str
+) -> None:
+    client, path = shared.target(route)
+
+    response = await client.request(
+        route.method,
+        path,
+        content=json.dumps(route.example).encode(),
+        headers={"Content-Type": content_type},
+    )
+
+    assert response.status_code == 415, response.text
+    assert response.json() == {"error": "Content-Type must be application/json"}
+
+
+def oversized_body(route: RestRoute, limit: int) -> bytes:
+    body = {**(route.example or {}), "padding": "x" * limit}
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)
+async def test_route_body_too_large(
+    server: Server, shared: SharedClients, route: RestRoute, chunked: bool
+) -> None:
+    client, path = shared.target(route)
+    limit = server.settings.max_body_bytes
+    content = oversized_body(route, limit)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 65536):
+            yield content[start : start + 65536]
+
+    response = await client.request(
+        route.method,
+        path,
+        content=stream() if chunked else content,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413, response.text
+    assert response.json() == {"error": f"Request body is larger than {limit} bytes"}
