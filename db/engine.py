@@ -20,8 +20,14 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """Create the async engine, tuned for SQLite's single writer when needed."""
+def create_engine(
+    url: str, *, sqlite_foreign_keys: bool = True, **options: Any
+) -> AsyncEngine:
+    """Create the async engine, tuned for SQLite's single writer when needed.
+
+    Migrations turn SQLite's foreign keys off: a batch migration recreates a
+    table, and dropping the old copy would otherwise cascade to its children.
+    """
     if not is_sqlite(url):
         options.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **options)
@@ -29,11 +35,11 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     engine = create_async_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options
     )
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, foreign_keys=sqlite_foreign_keys)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
     # The pysqlite driver opens transactions lazily and on its own terms; taking
     # control lets every transaction start with BEGIN IMMEDIATE. Writers then
     # queue on the busy timeout instead of failing with SQLITE_BUSY when a read
@@ -46,13 +52,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+        # SQLite's own lower() folds only ASCII, so case-insensitive search
+        # (ILIKE compiles to lower() on SQLite) would miss "Иван" for "иван".
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 class RequestSession(AsyncSession):

@@ -6,10 +6,12 @@ never null, and the scoped session in ``db.tenancy`` filters and stamps it.
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -19,10 +21,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from db.types import UTCDateTime
+from db.types import DecimalText, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -132,6 +135,10 @@ class Lead(TenantScoped, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
     owner_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # The referral partner the lead came through, if any.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -153,3 +160,180 @@ class Activity(TenantScoped, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime]
+
+
+class ModuleEntitlement(TenantScoped, Base):
+    """Whether a workspace has an add-on module on, and what it has paid for."""
+
+    __tablename__ = "module_entitlements"
+    __table_args__ = (UniqueConstraint("tenant_id", "module"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    module: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool]
+    trial_ends_at: Mapped[datetime]
+    paid_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Payment(TenantScoped, Base):
+    """A quoted USDT payment for months of a module.
+
+    While ``reserved`` is true no other payment to the same wallet may quote
+    the same amount; a partial unique index enforces it.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        Index(
+            "uq_payments_reserved_amount",
+            "wallet",
+            "amount_units",
+            unique=True,
+            sqlite_where=text("reserved"),
+            postgresql_where=text("reserved"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    module: Mapped[str] = mapped_column(String(32))
+    months: Mapped[int] = mapped_column(Integer)
+    # USDT in base units: 1 USDT is 1,000,000 units.
+    amount_units: Mapped[int] = mapped_column(BigInteger)
+    wallet: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reserved: Mapped[bool]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    reserved_until: Mapped[datetime] = mapped_column(index=True)
+    paid_at: Mapped[datetime | None]
+    txid: Mapped[str | None] = mapped_column(String(64))
+
+
+class TronTransfer(Base):
+    """An incoming TRC-20 transfer reported by the payment monitor.
+
+    Not tenant-scoped: an unmatched transfer belongs to no workspace until an
+    operator resolves it. The transaction id is unique, so a transfer is
+    recorded, and credited, once.
+    """
+
+    __tablename__ = "tron_transfers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    txid: Mapped[str] = mapped_column(String(64), unique=True)
+    contract: Mapped[str] = mapped_column(String(64))
+    from_address: Mapped[str] = mapped_column(String(64))
+    to_address: Mapped[str] = mapped_column(String(64))
+    amount_units: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_timestamp: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    detail: Mapped[str | None] = mapped_column(String(200))
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payments.id", ondelete="SET NULL")
+    )
+    received_at: Mapped[datetime]
+
+
+class MonitorCursor(Base):
+    """How far the payment monitor has read the transfers of one wallet."""
+
+    __tablename__ = "monitor_cursors"
+
+    wallet: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Block timestamp in milliseconds of the last transfer fully handled.
+    last_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class Partner(TenantScoped, Base):
+    """A referral partner (sub-IB); ``parent_id`` is the partner above it."""
+
+    __tablename__ = "partners"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "parent_id"],
+            ["partners.tenant_id", "partners.id"],
+            name="fk_partners_parent",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    code: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # A level-1 rate in percent that replaces the plan's for this partner.
+    rate_override: Mapped[Decimal | None] = mapped_column(DecimalText)
+    created_at: Mapped[datetime]
+
+
+class ReferralSettings(TenantScoped, Base):
+    """A workspace's commission plan and the origins its landing pages use."""
+
+    __tablename__ = "referral_settings"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Level rates in percent, as decimal strings; level 1 first.
+    rates: Mapped[list[str]] = mapped_column(JSON)
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class Conversion(TenantScoped, Base):
+    """A client a partner brought; commissions are computed from its value."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    converted_name: Mapped[str] = mapped_column(String(200))
+    value: Mapped[Decimal | None] = mapped_column(DecimalText)
+    currency: Mapped[str] = mapped_column(String(10))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Commission(TenantScoped, Base):
+    """One partner's share of a conversion at one level of the chain.
+
+    A reversal is a negative entry written when a paid commission's conversion
+    is voided; nothing is deleted.
+    """
+
+    __tablename__ = "commissions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversion_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversions.id"), index=True
+    )
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    rate: Mapped[Decimal] = mapped_column(DecimalText)
+    amount: Mapped[Decimal] = mapped_column(DecimalText)
+    currency: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+
+
+class RateCounter(Base):
+    """Requests counted per key (a client address, a workspace) in a fixed window."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_started_at: Mapped[datetime]
+    count: Mapped[int] = mapped_column(Integer)

@@ -1,8 +1,9 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -37,3 +38,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """An exact decimal stored as canonical text, the same on every database.
+
+    SQLite has no decimal type, and a NUMERIC column on PostgreSQL would pad
+    values to its scale; text keeps exactly the digits that were written.
+    """
+
+    impl = String(60)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"not a finite Decimal: {value!r}")
+        return format(value, "f")
+
+    def process_result_value(
+        self, value: str | None, dialect: Dialect
+    ) -> Decimal | None:
+        return None if value is None else Decimal(value)

@@ -25,7 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import AuthSession, LoginThrottle, Tenant, User
 from db.types import UTCDateTime
 from domain.errors import RateLimited, Unauthenticated
-from domain.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from domain.passwords import (
+    dummy_hash,
+    hash_in_thread,
+    needs_rehash,
+    verify_in_thread,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +151,20 @@ async def sign_in(
     """Check credentials under the throttle and return the user.
 
     Raises ``RateLimited`` when the email or address is over its limit and
-    ``Unauthenticated`` for any credential failure.
+    ``Unauthenticated`` for any credential failure. Commits the reads before
+    hashing; the caller commits the rest, failure counts included.
     """
-    email_key = f"email:{email.strip().lower()}"
+    # The key holds a digest, so an email of any length makes a short key.
+    email_key = "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
     address_key = f"address:{client_address}"
     await _check_not_blocked(session, [email_key, address_key], now=now)
 
     user = await _find_active_user(session, email)
     stored_hash = user.password_hash if user else dummy_hash()
-    password_ok = verify_password(stored_hash, password[:1024])
+    # End the read transaction first: on SQLite it holds the write lock, and
+    # the hashing below takes tens of milliseconds.
+    await session.commit()
+    password_ok = await verify_in_thread(stored_hash, password[:1024])
     if user is None or not password_ok:
         await _record_failure(
             session, email_key, policy.max_failures_per_email, now=now, policy=policy
@@ -170,7 +180,7 @@ async def sign_in(
         raise Unauthenticated("Invalid email or password")
 
     if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = await hash_in_thread(password)
     await session.execute(delete(LoginThrottle).where(LoginThrottle.key == email_key))
     return user
 

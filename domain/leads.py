@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Lead, User
 from domain.auth import Viewer
+from domain.clock import Clock
 from domain.errors import InvalidInput, NotFound
 from domain.pipeline import LOST_STAGE, list_stages, require_stage
 from domain.timeline import add_system_entry
@@ -31,7 +32,7 @@ TELEGRAM_ID = re.compile(r"-?[0-9]{1,20}")
 EDITABLE_FIELDS = frozenset(
     {
         "full_name", "email", "phone", "telegram", "pipeline_stage", "source",
-        "tags", "notes", "lost_reason", "owner_id",
+        "tags", "notes", "lost_reason", "owner_id", "partner_id",
     }
 )  # fmt: skip
 
@@ -44,9 +45,11 @@ class LeadPage:
     total: int
 
 
-async def get_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead:
+async def get_lead(
+    session: AsyncSession, lead_id: uuid.UUID, *, for_update: bool = False
+) -> Lead:
     """Fetch a lead of the session's workspace; another tenant's is NOT_FOUND too."""
-    lead = await session.get(Lead, lead_id)
+    lead = await session.get(Lead, lead_id, with_for_update=for_update)
     if lead is None:
         raise NotFound("Lead")
     return lead
@@ -104,7 +107,11 @@ async def list_leads(
 
 
 async def create_lead(
-    session: AsyncSession, viewer: Viewer, fields: Mapping[str, Any], *, now: datetime
+    session: AsyncSession,
+    author_id: uuid.UUID | None,
+    fields: Mapping[str, Any],
+    *,
+    now: datetime,
 ) -> Lead:
     values = {key: value for key, value in fields.items() if value is not None}
     if "full_name" not in values:
@@ -125,7 +132,7 @@ async def create_lead(
         session,
         lead,
         f"Lead created (source: {lead.source}, stage: {lead.pipeline_stage})",
-        author_id=viewer.user_id,
+        author_id=author_id,
         now=now,
     )
     await session.flush()
@@ -138,10 +145,17 @@ async def update_lead(
     lead_id: uuid.UUID,
     changes: Mapping[str, Any],
     *,
-    now: datetime,
+    clock: Clock,
 ) -> Lead:
-    """Apply a partial update; keys that are absent stay as they are."""
-    lead = await get_lead(session, lead_id)
+    """Apply a partial update; keys that are absent stay as they are.
+
+    The lead is locked first and the time read after, so that concurrent
+    updates of one lead write their timeline entries in the order they apply.
+    """
+    lead = await get_lead(session, lead_id, for_update=True)
+    if not changes:
+        return lead
+    now = clock.now()
     old_stage, old_owner = lead.pipeline_stage, lead.owner_id
     await _apply(session, lead, changes)
     if lead.pipeline_stage != LOST_STAGE and "lost_reason" not in changes:
@@ -214,6 +228,8 @@ async def _clean_field(session: AsyncSession, key: str, value: Any) -> Any:
             return optional_text(value, field="lostReason", max_length=500)
         case "owner_id":
             return None if value is None else await _check_owner(session, value)
+        case "partner_id":
+            return value
     raise AssertionError(key)
 
 
@@ -267,6 +283,11 @@ def _check_lost_reason(lead: Lead) -> None:
     if lead.pipeline_stage == LOST_STAGE and not lead.lost_reason:
         raise InvalidInput(
             "lostReason is required to move a lead to the lost stage",
+            field="lostReason",
+        )
+    if lead.pipeline_stage != LOST_STAGE and lead.lost_reason:
+        raise InvalidInput(
+            "lostReason can only be set on a lead in the lost stage",
             field="lostReason",
         )
 

@@ -4,6 +4,7 @@ The cost parameters are set once at startup with ``configure``; hashes made
 with other parameters still verify and are upgraded on the next sign-in.
 """
 
+import asyncio
 from contextlib import suppress
 
 from argon2 import PasswordHasher
@@ -57,6 +58,15 @@ def verify_password(stored_hash: str, password: str) -> bool:
     with suppress(VerifyMismatchError):
         _hasher.verify(dummy_hash(), password)
     return False
+
+
+async def hash_in_thread(password: str) -> str:
+    """Hash in a worker thread: argon2 holds the CPU for tens of milliseconds."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_in_thread(stored_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, stored_hash, password)
 
 
 def needs_rehash(stored_hash: str) -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import AuthSession, Tenant, User
 from domain.auth import Viewer
 from domain.errors import Forbidden, InvalidInput, NotFound
-from domain.passwords import check_password_rules, hash_password
+from domain.passwords import check_password_rules, hash_in_thread
 from domain.pipeline import seed_default_stages
 from domain.validation import check_pattern, clean_text, normalize_email
 
@@ -59,6 +59,8 @@ async def register(
     email = normalize_email(registration.email)
     check_password_rules(registration.password)
     name = _member_name(registration.name, email)
+    # Hash before the first query, so no transaction waits on it.
+    password_hash = await hash_in_thread(registration.password)
 
     if await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
         raise _slug_taken(slug)
@@ -70,7 +72,7 @@ async def register(
         email=email,
         name=name,
         role="owner",
-        password_hash=hash_password(registration.password),
+        password_hash=password_hash,
         created_at=now,
     )
     # A concurrent registration can take the slug or the email between the
@@ -128,6 +130,8 @@ async def add_member(
     check_password_rules(password)
     role = _check_role(role)
     member_name = _member_name(name, email)
+    # Hash before the tenant lock is taken, so no transaction waits on it.
+    password_hash = await hash_in_thread(password)
     viewer = await _lock_as_current(session, viewer)
     _check_may_assign(viewer, role)
 
@@ -139,7 +143,7 @@ async def add_member(
         existing.removed_at = None
         existing.role = role
         existing.name = member_name
-        existing.password_hash = hash_password(password)
+        existing.password_hash = password_hash
         await session.flush()
         return existing
     if existing is not None:
@@ -150,7 +154,7 @@ async def add_member(
         email=email,
         name=member_name,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         created_at=now,
     )
     session.add(user)

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import create_engine, create_session_factory
@@ -22,13 +22,15 @@ from ibhq.graphiql import asset_endpoint
 from ibhq.graphql_view import GraphQLView
 from ibhq.middleware import RequestIdMiddleware
 from ibhq.settings import Settings
+from ibhq.worker_config import worker_config
 from rest_compat.authjs import authjs_routes, fallback_route
+from rest_compat.cors import preflight
 from rest_compat.errors import error_response
 from rest_compat.executor import route_endpoint
 from rest_compat.openapi import openapi_document
 from rest_compat.routes import ROUTES
 from schema import IbhqSchema, QueryLimits, build_schema
-from workers.runner import WorkerConfig, run_workers
+from workers.runner import run_workers
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def create_app(
             max_depth=settings.graphql_max_depth,
             max_tokens=settings.graphql_max_tokens,
             max_aliases=settings.graphql_max_aliases,
+            max_selections=settings.graphql_max_selections,
         )
     )
     engine = create_engine(settings.resolved_database_url)
@@ -56,7 +59,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
         if workers:
-            config = WorkerConfig(login_window=settings.login_window)
+            config = worker_config(settings)
             task = asyncio.create_task(run_workers(sessions, config, clock=clock))
         try:
             yield
@@ -85,7 +88,10 @@ def create_app(
 
 def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
     graphql = GraphQLView(
-        schema, graphql_ide="graphiql", multipart_uploads_enabled=False
+        schema,
+        graphql_ide="graphiql",
+        multipart_uploads_enabled=False,
+        allowed_origins=[settings.public_url],
     )
     routes: list[Route] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -104,7 +110,16 @@ def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
         Route(route.path, route_endpoint(route, schema), methods=[route.method])
         for route in ROUTES
     ]
-    return [*_one_route_per_path(routes), fallback_route()]
+    routes += [
+        Route(route.path, preflight, methods=["OPTIONS"])
+        for route in ROUTES
+        if route.cors
+    ]
+    return [
+        *_one_route_per_path(routes),
+        WebSocketRoute("/graphql", graphql),
+        fallback_route(),
+    ]
 
 
 class _MethodDispatch:

@@ -4,6 +4,7 @@ The tenant and role come only from the session cookie, resolved here against
 the database; no request field or header can choose them.
 """
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -71,13 +72,15 @@ async def request_context(connection: HTTPConnection) -> AsyncIterator[Context]:
         if viewer:
             tenant_id_var.set(str(viewer.tenant_id))
         yield Context(
-            request_id=connection.state.request_id,
+            request_id=getattr(connection.state, "request_id", None)
+            or uuid.uuid4().hex,
             db=db,
             viewer=viewer,
-            loaders=Loaders.for_request(db),
+            loaders=Loaders.for_request(db, settings.billing),
             settings=settings,
             clock=services.clock,
             client_address=connection.client.host if connection.client else "unknown",
+            origin=connection.headers.get("origin"),
             effects=effects,
             sessions=services.sessions,
         )
@@ -111,3 +114,6 @@ def set_cookie(response: Response, settings: Settings, cookie: PendingCookie) ->
 def apply_effects(response: Response, settings: Settings, context: Context) -> None:
     for cookie in context.effects.cookies:
         set_cookie(response, settings, cookie)
+    if context.effects.cors_origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = context.effects.cors_origin
+        response.headers["Vary"] = "Origin"

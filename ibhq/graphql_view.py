@@ -7,6 +7,7 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from ibhq.bodies import BodyTooLarge, UnusableJson, loads_exact, read_body
@@ -18,9 +19,12 @@ class GraphQLView(GraphQL[Any, None]):
     """Strawberry's view, with the typed per-request Context and exact decimals."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            # NOTE: subscriptions are not served yet; the view closes sockets.
-            await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] == "websocket":
+            # Subscriptions over graphql-transport-ws: the context comes from the
+            # handshake's session cookie, like any other request's.
+            websocket = WebSocket(scope, receive, send)
+            async with request_context(websocket) as context:
+                await self.run(websocket, context=context)
             return
         request = Request(scope, receive)
         response = await self._handle(request)

@@ -15,6 +15,15 @@ from ibhq.logs import request_id_var, tenant_id_var
 logger = logging.getLogger("ibhq.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+# No page of ours is meant to be framed, and no response is to be sniffed.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+]
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 REQUESTS = Counter(
@@ -56,6 +65,7 @@ class RequestIdMiddleware:
                 response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                headers.extend(SECURITY_HEADERS)
                 message["headers"] = headers
             await send(message)
 
@@ -69,12 +79,13 @@ class RequestIdMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
             logger.info(
                 "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
+                method,
+                _printable_path(scope),
                 status,
                 elapsed * 1000,
             )
@@ -86,6 +97,13 @@ def _internal_error(request_id: str) -> JSONResponse:
     # The message names the request id, so an operator can find the traceback.
     body = {"error": f"Internal server error (request id {request_id})"}
     return JSONResponse(body, status_code=500)
+
+
+def _printable_path(scope: Scope) -> str:
+    # The raw path keeps its percent-escapes, so a %0a in a URL cannot start a
+    # forged line in the log.
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return raw.decode("ascii", "backslashreplace")[:500]
 
 
 def _incoming_id(scope: Scope) -> str | None:

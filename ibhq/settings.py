@@ -3,6 +3,7 @@
 import logging
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,19 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.billing import (
+    DEFAULT_PRICES,
+    MAINNET_USDT,
+    MODULES,
+    TRON_ADDRESS,
+    UNITS_PER_USDT,
+    BillingConfig,
+    parse_usdt,
+)
+from domain.errors import InvalidInput
+from domain.ratelimits import Limit
+from domain.referral_apply import ApplyLimits
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +58,30 @@ class Settings(BaseSettings):
     login_max_failures_per_email: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
 
+    trial_days: int = Field(default=14, ge=0, le=365)
+    module_prices: str = ""
+    tron_wallets: str = ""
+    payment_expiry_minutes: int = Field(default=30, ge=1, le=1440)
+    payment_late_window_hours: int = Field(default=24, ge=0, le=720)
+    payment_amount_step: Decimal = Decimal("0.0001")
+    payment_amount_max_offset: Decimal = Decimal("0.0999")
+    usdt_contracts: str = MAINNET_USDT
+    billing_webhook_secret: SecretStr | None = None
+    billing_webhook_url: str = ""
+    trongrid_url: str = "https://api.trongrid.io"
+    trongrid_api_key: SecretStr | None = None
+    tron_node_url: str = "https://api.trongrid.io"
+    tron_confirmations: int = Field(default=19, ge=0, le=1000)
+    payment_monitor_interval_seconds: float = Field(default=15, gt=0)
+    apply_limit_per_address: int = Field(default=10, ge=1)
+    apply_limit_per_workspace: int = Field(default=300, ge=1)
+    apply_window_minutes: int = Field(default=60, ge=1)
+    subscription_poll_seconds: float = Field(default=1, gt=0, le=60)
+
     graphql_max_depth: int = Field(default=12, ge=3)
     graphql_max_tokens: int = Field(default=5000, ge=100)
     graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_selections: int = Field(default=500, ge=250)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @field_validator("public_url")
@@ -56,6 +91,46 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http or https URL")
         return value.rstrip("/")
+
+    @cached_property
+    def billing(self) -> BillingConfig:
+        """Return the billing configuration, checked; raises SettingsError."""
+        try:
+            step = parse_usdt(str(self.payment_amount_step), field="step")
+            max_offset = parse_usdt(str(self.payment_amount_max_offset), field="offset")
+        except InvalidInput as error:
+            raise SettingsError(
+                "IBHQ_PAYMENT_AMOUNT_STEP and IBHQ_PAYMENT_AMOUNT_MAX_OFFSET must be "
+                f"positive with at most 6 decimals: {error.message}"
+            ) from None
+        if max_offset < step or max_offset >= UNITS_PER_USDT:
+            raise SettingsError(
+                "IBHQ_PAYMENT_AMOUNT_MAX_OFFSET must be at least the step and below 1"
+            )
+        return BillingConfig(
+            prices=_module_prices(self.module_prices),
+            trial=timedelta(days=self.trial_days),
+            wallets=_addresses(self.tron_wallets, "IBHQ_TRON_WALLETS"),
+            expiry=timedelta(minutes=self.payment_expiry_minutes),
+            late_window=timedelta(hours=self.payment_late_window_hours),
+            step_units=step,
+            max_offset_units=max_offset,
+            usdt_contracts=frozenset(
+                _addresses(self.usdt_contracts, "IBHQ_USDT_CONTRACTS")
+            ),
+        )
+
+    @property
+    def apply_limits(self) -> ApplyLimits:
+        window = timedelta(minutes=self.apply_window_minutes)
+        return ApplyLimits(
+            per_address=Limit(self.apply_limit_per_address, window),
+            per_workspace=Limit(self.apply_limit_per_workspace, window),
+        )
+
+    @property
+    def webhook_url(self) -> str:
+        return self.billing_webhook_url or f"{self.public_url}/api/billing/webhook"
 
     @property
     def resolved_database_url(self) -> str:
@@ -127,6 +202,32 @@ def _load_or_create_key(path: Path) -> str:
         path,
     )
     return key
+
+
+def _module_prices(text: str) -> dict[str, Decimal]:
+    """Parse ``module=price,...`` over the default catalog."""
+    prices = dict(DEFAULT_PRICES)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in MODULES:
+            raise SettingsError(
+                f"IBHQ_MODULE_PRICES names an unknown module '{name.strip()}'; "
+                f"modules are {', '.join(MODULES)}"
+            )
+        try:
+            units = parse_usdt(value.strip(), field=f"price of {name.strip()}")
+        except InvalidInput as error:
+            raise SettingsError(f"IBHQ_MODULE_PRICES: {error.message}") from None
+        prices[name.strip()] = Decimal(units) / UNITS_PER_USDT
+    return prices
+
+
+def _addresses(text: str, variable: str) -> tuple[str, ...]:
+    addresses = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for address in addresses:
+        if not TRON_ADDRESS.fullmatch(address):
+            raise SettingsError(f"{variable}: '{address}' is not a TRON base58 address")
+    return addresses
 
 
 def load_settings() -> Settings:

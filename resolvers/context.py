@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from db.engine import RequestSession
 from domain.auth import Viewer
+from domain.billing import BillingConfig
 from domain.clock import Clock
 from domain.errors import Unauthenticated
+from domain.referral_apply import ApplyLimits
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -25,6 +27,15 @@ class ContextSettings(Protocol):
     @property
     def session_cookie_name(self) -> str: ...
 
+    @property
+    def billing(self) -> BillingConfig: ...
+
+    @property
+    def subscription_poll_seconds(self) -> float: ...
+
+    @property
+    def apply_limits(self) -> ApplyLimits: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PendingCookie:
@@ -38,6 +49,8 @@ class ResponseEffects:
     """What a resolver asks the transport to add to the HTTP response."""
 
     cookies: list[PendingCookie] = field(default_factory=list)
+    # The browser origin to grant with Access-Control-Allow-Origin, if any.
+    cors_origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,10 @@ class Context:
     # Makes sessions that no tenant scopes, for the public use cases that find
     # their tenant themselves, such as registration.
     sessions: async_sessionmaker[RequestSession]
+    # Set by the REST layer once a route's webhook signature has been verified.
+    webhook_verified: bool = False
+    # The request's Origin header, for endpoints that browsers call cross-site.
+    origin: str | None = None
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -24,12 +24,12 @@ async def lead_page(
 
 
 async def create_lead(ctx: Context, fields: Mapping[str, Any]) -> Lead:
-    return await leads.create_lead(ctx.db, ctx.signed_in, fields, now=ctx.now())
+    return await leads.create_lead(ctx.db, ctx.signed_in.user_id, fields, now=ctx.now())
 
 
 async def update_lead(ctx: Context, lead_id: str, changes: Mapping[str, Any]) -> Lead:
     return await leads.update_lead(
-        ctx.db, ctx.signed_in, parse_id(lead_id, "Lead"), changes, now=ctx.now()
+        ctx.db, ctx.signed_in, parse_id(lead_id, "Lead"), changes, clock=ctx.clock
     )
 
 

@@ -174,6 +174,7 @@ def authjs_routes() -> list[Route]:
         Route("/api/auth/providers", providers, methods=["GET"]),
         Route("/api/auth/session", session, methods=["GET"]),
         Route("/api/auth/signin", signin_page, methods=["GET"]),
+        Route(f"/api/auth/signin/{PROVIDER_ID}", signin_page, methods=["GET"]),
         Route("/api/auth/error", error_page, methods=["GET"]),
         Route(
             f"/api/auth/callback/{PROVIDER_ID}", callback_credentials, methods=["POST"]

@@ -8,6 +8,7 @@ STATUS_BY_CODE = {
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
     "RATE_LIMITED": 429,
+    "UNAVAILABLE": 503,
     "INTERNAL": 500,
 }
 

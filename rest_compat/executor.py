@@ -6,8 +6,11 @@ gives. Errors become ``{"error": message}`` with the status of their code.
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,7 +18,7 @@ from ibhq.bodies import BodyTooLarge, UnusableJson, loads_exact, read_body
 from ibhq.context import apply_effects, request_context, services_of
 from rest_compat.errors import STATUS_BY_CODE, error_response
 from rest_compat.operations import Operation, load_operations
-from rest_compat.routes import RestRoute
+from rest_compat.routes import SPREAD_BODY, RestRoute
 from rest_compat.variables import BadRequest, check_variables, query_variables
 from schema import IbhqSchema
 
@@ -31,6 +34,11 @@ def route_endpoint(route: RestRoute, schema: IbhqSchema) -> Endpoint:
         async with request_context(request) as context:
             if not route.public and context.viewer is None:
                 return error_response(401, "Sign in to use this endpoint")
+            if route.signed_webhook:
+                refusal = await _verify_webhook(request)
+                if refusal is not None:
+                    return refusal
+                context = replace(context, webhook_verified=True)
             try:
                 variables = await _variables(request, route, operation, schema)
             except BadRequest as error:
@@ -57,6 +65,25 @@ class UnsupportedMediaType(Exception):
     pass
 
 
+async def _verify_webhook(request: Request) -> Response | None:
+    """Check the Standard Webhooks signature; return the refusal, or None if valid."""
+    settings = services_of(request).settings
+    if settings.billing_webhook_secret is None:
+        logger.error("webhook call refused: IBHQ_BILLING_WEBHOOK_SECRET is not set")
+        return error_response(503, "The billing webhook is not configured")
+    try:
+        body = await read_body(request, settings.max_body_bytes)
+    except BodyTooLarge as error:
+        return error_response(413, str(error))
+    verifier = Webhook(settings.billing_webhook_secret.get_secret_value())
+    try:
+        verifier.verify(body, dict(request.headers), json_parse=False)
+    except WebhookVerificationError as error:
+        logger.warning("webhook call refused: %s", error)
+        return error_response(401, f"Invalid webhook signature: {error}")
+    return None
+
+
 async def _variables(
     request: Request, route: RestRoute, operation: Operation, schema: IbhqSchema
 ) -> dict[str, Any]:
@@ -65,17 +92,24 @@ async def _variables(
         operation, request.query_params, graphql_schema, accepted=route.query_params
     )
     variables.update(request.path_params)
-    if route.body is not None:
-        variables[route.body] = await _json_object(request)
-    check_variables(operation, variables, graphql_schema)
+    if route.body == SPREAD_BODY:
+        body = await _json_object(request, route)
+        for name in body:
+            if name not in operation.variables or name in variables:
+                raise BadRequest(f"Unknown field '{name}'")
+        variables.update(body)
+    elif route.body is not None:
+        variables[route.body] = await _json_object(request, route)
+    check_variables(operation, variables, graphql_schema, body_variable=route.body)
     return variables
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def _json_object(request: Request, route: RestRoute) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
-    body = await read_body(request, services_of(request).settings.max_body_bytes)
+    limit = route.max_body_bytes or services_of(request).settings.max_body_bytes
+    body = await read_body(request, limit)
     if not body.strip():
         raise BadRequest("Request body must be a JSON object, and it is empty")
     try:
@@ -120,4 +154,7 @@ def _render(
     if route.status == 204:
         return Response(status_code=204)
     assert data is not None
-    return JSONResponse(data[operation.root_field], status_code=route.status)
+    body = data[operation.root_field]
+    if route.omit_nulls and isinstance(body, dict):
+        body = {key: value for key, value in body.items() if value is not None}
+    return JSONResponse(body, status_code=route.status)

@@ -15,7 +15,7 @@ from graphql import (
 )
 
 from rest_compat.operations import load_operations
-from rest_compat.routes import ROUTES, RestRoute
+from rest_compat.routes import ROUTES, SPREAD_BODY, RestRoute
 
 SCALARS: dict[str, dict[str, Any]] = {
     "String": {"type": "string"},
@@ -65,6 +65,12 @@ AUTH_ROUTES: dict[str, dict[str, Any]] = {
                 {"name": "callbackUrl", "in": "query", "schema": {"type": "string"}},
                 {"name": "error", "in": "query", "schema": {"type": "string"}},
             ],
+            "responses": {"200": {"description": "The form", **HTML}},
+        }
+    },
+    "/api/auth/signin/credentials": {
+        "get": {
+            "summary": "The same sign-in form, at the credentials provider's URL.",
             "responses": {"200": {"description": "The form", **HTML}},
         }
     },
@@ -142,8 +148,7 @@ def _operation(route: RestRoute, schema: GraphQLSchema) -> dict[str, Any]:
             }
         )
     if route.body is not None:
-        body_type = type_from_ast(schema, operation.variables[route.body].type)
-        media: dict[str, Any] = {"schema": _schema_of(body_type)}
+        media: dict[str, Any] = {"schema": _body_schema(route, schema)}
         if route.example is not None:
             media["example"] = route.example
         entry["requestBody"] = {
@@ -152,7 +157,41 @@ def _operation(route: RestRoute, schema: GraphQLSchema) -> dict[str, Any]:
         }
     if not route.public:
         entry["security"] = [{"session": []}]
+    if route.signed_webhook:
+        entry["description"] += (
+            " Signed with Standard Webhooks: webhook-id, webhook-timestamp and "
+            "webhook-signature headers, HMAC-SHA256 with IBHQ_BILLING_WEBHOOK_SECRET."
+        )
+        entry["parameters"] += [
+            {
+                "name": name,
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        ]
     return entry
+
+
+def _body_schema(route: RestRoute, schema: GraphQLSchema) -> dict[str, Any]:
+    operation = load_operations()[route.operation]
+    if route.body != SPREAD_BODY:
+        assert route.body is not None
+        return _schema_of(type_from_ast(schema, operation.variables[route.body].type))
+    properties = {}
+    required = []
+    for name, spec in operation.variables.items():
+        type_ = type_from_ast(schema, spec.type)
+        properties[name] = _schema_of(type_)
+        if isinstance(type_, GraphQLNonNull) and not spec.has_default:
+            required.append(name)
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def _responses(route: RestRoute) -> dict[str, Any]:

@@ -14,7 +14,8 @@ class RestRoute:
     path: str
     operation: str
     summary: str
-    # The operation's variable that receives the JSON body, if the route has one.
+    # The operation's variable that receives the JSON body, if the route has one;
+    # SPREAD_BODY passes each field of the body as a variable of its own.
     body: str | None = None
     status: int = 200
     # A route that answers 204 sends no body, whatever the operation returns.
@@ -23,6 +24,14 @@ class RestRoute:
     tag: str = "CRM"
     example: dict[str, Any] | None = None
     query_params: tuple[str, ...] = field(default=())
+    # A public route that only signed Standard Webhooks calls may use.
+    signed_webhook: bool = False
+    # Leave null fields out of the response body.
+    omit_nulls: bool = False
+    # Browsers may call it cross-site, from the origins the workspace allows.
+    cors: bool = False
+    # A smaller body limit than the service's, for public endpoints.
+    max_body_bytes: int | None = None
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -30,6 +39,8 @@ class RestRoute:
             part[1:-1] for part in self.path.split("/") if part.startswith("{")
         )
 
+
+SPREAD_BODY = "*"
 
 ROUTES: tuple[RestRoute, ...] = (
     RestRoute(
@@ -102,5 +113,88 @@ ROUTES: tuple[RestRoute, ...] = (
         status=201,
         writes=True,
         example={"type": "call", "body": "Called about the demo account"},
+    ),
+    RestRoute(
+        "POST",
+        "/api/billing/create-payment",
+        "CreatePayment",
+        "Quote a unique USDT amount and a wallet for months of a module.",
+        body="input",
+        status=201,
+        writes=True,
+        tag="Billing",
+        example={"module": "forwarder", "months": 1},
+    ),
+    RestRoute(
+        "POST",
+        "/api/billing/webhook",
+        "RecordTronTransfer",
+        "Record a TRC-20 transfer; called by the payment monitor, signed with "
+        "Standard Webhooks.",
+        body="input",
+        public=True,
+        writes=True,
+        tag="Billing",
+        signed_webhook=True,
+        omit_nulls=True,
+        example={
+            "txid": "a" * 64,
+            "contract": "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t",
+            "from": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8",
+            "to": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8",
+            "amount": "49.0037",
+            "blockNumber": 60000000,
+            "blockTimestamp": 1733300000000,
+        },
+    ),
+    RestRoute(
+        "PATCH",
+        "/api/billing/modules",
+        "SetModuleEnabled",
+        "Switch an add-on module on or off.",
+        body=SPREAD_BODY,
+        writes=True,
+        tag="Billing",
+        example={"module": "forwarder", "enabled": True},
+    ),
+    RestRoute(
+        "GET",
+        "/api/referrals/partners",
+        "ListPartners",
+        "List the workspace's referral partners with their levels and earnings.",
+        tag="Referrals",
+    ),
+    RestRoute(
+        "POST",
+        "/api/referrals/conversions",
+        "RecordConversion",
+        "Record a conversion; commissions follow the partner's chain.",
+        body="input",
+        status=201,
+        writes=True,
+        tag="Referrals",
+        example={"partnerCode": "janes_code", "convertedName": "Alex", "value": 500},
+    ),
+    RestRoute(
+        "POST",
+        "/api/referrals/apply",
+        "ApplyReferral",
+        "Public: an application from a referral landing page; creates a lead and "
+        "a pending conversion.",
+        body="input",
+        status=201,
+        public=True,
+        writes=True,
+        tag="Referrals",
+        cors=True,
+        max_body_bytes=16_384,
+        example={
+            "tenantSlug": "acme-partners",
+            "partnerCode": "janes_code",
+            "fullName": "Alex Morgan",
+            "email": "alex@example.com",
+            "phone": "+44 20 7946 0958",
+            "telegram": "@alex_fx",
+        },
     ),
 )

@@ -6,7 +6,9 @@ from typing import Any
 
 from graphql import (
     GraphQLError,
+    GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLSchema,
     get_named_type,
@@ -61,32 +63,67 @@ def _from_query_string(name: str, raw: str, type_name: str) -> Any:
 
 
 def check_variables(
-    operation: Operation, variables: Mapping[str, Any], schema: GraphQLSchema
+    operation: Operation,
+    variables: Mapping[str, Any],
+    schema: GraphQLSchema,
+    *,
+    body_variable: str | None = None,
 ) -> None:
-    """Coerce each variable as GraphQL will, raising BadRequest with a clear message."""
+    """Coerce each variable as GraphQL will, raising BadRequest with a clear message.
+
+    Messages name fields as the client wrote them: inside the body for the
+    ``body_variable``, and by the variable's own name for the others.
+    """
     for name, spec in operation.variables.items():
         type_ = type_from_ast(schema, spec.type)
         assert type_ is not None, f"unknown type in operation {operation.name}"
         if name not in variables:
             if spec.has_default or not _is_required(type_):
                 continue
-            raise BadRequest(f"Missing required value '{name}'")
-        _coerce(name, variables[name], type_)  # type: ignore[arg-type]
+            raise BadRequest(f"Missing required field '{name}'")
+        prefix = [] if name == body_variable else [name]
+        _coerce(prefix, variables[name], type_)  # type: ignore[arg-type]
 
 
 def _is_required(type_: Any) -> bool:
     return isinstance(type_, GraphQLNonNull)
 
 
-def _coerce(root: str, value: Any, type_: GraphQLInputType) -> None:
+def _coerce(prefix: list[str | int], value: Any, type_: GraphQLInputType) -> None:
     problems: list[str] = []
 
     def on_error(error: GraphQLError, path: list[str | int]) -> None:
-        problems.append(_describe(path, error))
+        problems.append(_describe([*prefix, *path], error))
 
+    _check_arrays(value, type_, prefix, problems)
     validate_input_value(value, type_, on_error, hide_suggestions=True)
     if problems:
         raise BadRequest("; ".join(problems[:5]))
+
+
+def _check_arrays(
+    value: Any, type_: Any, path: list[str | int], problems: list[str]
+) -> None:
+    """Reject a single value where a list is expected.
+
+    GraphQL input coercion turns a lone value into a one-item list; JSON has
+    arrays, so REST clients are held to them.
+    """
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if value is None:
+        return
+    if isinstance(type_, GraphQLList):
+        if not isinstance(value, list):
+            where = ".".join(str(part) for part in path)
+            problems.append(f"Field '{where}' must be a JSON array")
+            return
+        for index, item in enumerate(value):
+            _check_arrays(item, type_.of_type, [*path, index], problems)
+    elif isinstance(type_, GraphQLInputObjectType) and isinstance(value, dict):
+        for name, field in type_.fields.items():
+            if name in value:
+                _check_arrays(value[name], field.type, [*path, name], problems)
 
 
 def _describe(path: list[str | int], error: GraphQLError) -> str:

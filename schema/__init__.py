@@ -17,10 +17,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from domain.errors import DomainError
-from schema.extensions import ErrorCodes
+from schema.extensions import ErrorCodes, is_input_error
+from schema.guards import DocumentGuard
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_MAP
+from schema.subscription import Subscription
 
 logger = logging.getLogger("ibhq.graphql")
 
@@ -30,6 +32,7 @@ class QueryLimits:
     max_depth: int = 12
     max_tokens: int = 5000
     max_aliases: int = 30
+    max_selections: int = 500
 
 
 class IbhqSchema(strawberry.Schema):
@@ -43,15 +46,16 @@ class IbhqSchema(strawberry.Schema):
         request_id = getattr(context, "request_id", "unknown")
         for error in errors:
             original = error.original_error
-            if original is None or error.path is None:
+            if is_input_error(error):
                 continue
             if isinstance(original, DomainError):
                 logger.debug("request %s: %s", request_id, original.message)
                 continue
+            where = ".".join(str(part) for part in error.path or ()) or "a stream"
             logger.error(
                 "request %s: unexpected error in %s",
                 request_id,
-                ".".join(str(part) for part in error.path),
+                where,
                 exc_info=original,
             )
 
@@ -61,10 +65,14 @@ def build_schema(limits: QueryLimits | None = None) -> IbhqSchema:
     return IbhqSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         # Factories, so each request gets its own extension instances; the
         # parser and validation caches are shared at module level regardless.
         extensions=[
+            # First, so that a costly document is refused before any other
+            # extension validates it.
+            partial(DocumentGuard, max_selections=limits.max_selections),
             partial(ParserCache, maxsize=256),
             partial(ValidationCache, maxsize=256),
             partial(QueryDepthLimiter, max_depth=limits.max_depth),

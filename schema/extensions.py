@@ -71,6 +71,15 @@ class ErrorCodes(SchemaExtension):
             return
         result.errors = [_with_code(error, request_id) for error in result.errors]
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Code and mask the errors of each result a subscription sends."""
+        if getattr(result, "errors", None):
+            request_id = getattr(
+                self.execution_context.context, "request_id", "unknown"
+            )
+            result.errors = [_with_code(error, request_id) for error in result.errors]
+        yield None
+
 
 def _with_code(error: GraphQLError, request_id: str) -> GraphQLError:
     original = error.original_error
@@ -83,11 +92,24 @@ def _with_code(error: GraphQLError, request_id: str) -> GraphQLError:
         if isinstance(original, RateLimited):
             extensions["retryAfter"] = original.retry_after_seconds
         return _copy(error, original.message, extensions)
-    if error.path is None:
-        # Raised before execution: a scalar rejected a literal or a variable.
+    if is_input_error(error):
         return _copy(error, _without_echo(error.message), _BAD_INPUT)
     message = f"Internal server error (request id {request_id})"
     return _copy(error, message, {"code": "INTERNAL", "requestId": request_id})
+
+
+def is_input_error(error: GraphQLError) -> bool:
+    """Tell whether an error comes from the request rather than from our code.
+
+    Parse and validation errors carry no original error. A scalar that rejects
+    a literal or a variable raises ValueError or TypeError before execution,
+    so the error has no path. Anything else, such as an exception that ends a
+    subscription's stream, is unexpected.
+    """
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return True
+    return error.path is None and isinstance(original, (ValueError, TypeError))
 
 
 def _without_echo(message: str) -> str:

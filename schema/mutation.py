@@ -2,17 +2,27 @@
 one transaction, committed only when it succeeds."""
 
 import uuid
+from datetime import datetime
+from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from domain.errors import InvalidInput
+from domain.referral_apply import Application
 from domain.workspaces import Registration
-from resolvers import leads, workspace
+from resolvers import billing, leads, referrals, workspace
 from resolvers.context import Context
+from schema.billing import (
+    BillingModule,
+    CreatePaymentInput,
+    Payment,
+    TransferResult,
+    TronTransferInput,
+)
 from schema.extensions import Transaction
 from schema.inputs import (
     ActivityInput,
@@ -22,7 +32,18 @@ from schema.inputs import (
     PipelineStageInput,
     RegisterInput,
 )
-from schema.permissions import CanWrite, Public, allow
+from schema.permissions import CanWrite, Public, SignedWebhook, allow
+from schema.referrals import (
+    ApplicationReceipt,
+    Commission,
+    CommissionPlan,
+    Conversion,
+    ConversionInput,
+    CreatePartnerInput,
+    Partner,
+    ReferralApplicationInput,
+    UpdatePartnerInput,
+)
 from schema.types import (
     Activity,
     DeletePayload,
@@ -35,9 +56,15 @@ from schema.types import (
 )
 
 
-def mutation(permission: type[BasePermission], description: str | None = None) -> Any:
+def mutation(
+    permission: type[BasePermission],
+    description: str | None = None,
+    *,
+    module: str | None = None,
+) -> Any:
     return strawberry.mutation(
-        extensions=[*allow(permission), Transaction()], description=description
+        extensions=[*allow(permission, module=module), Transaction()],
+        description=description,
     )
 
 
@@ -157,8 +184,170 @@ class Mutation:
         )
         return [PipelineStage.from_row(row) for row in rows]
 
+    @mutation(CanWrite, "Switch an add-on module on or off.")
+    async def set_module_enabled(
+        self, info: Info[Context, None], module: str, enabled: bool
+    ) -> BillingModule:
+        state = await billing.set_module_enabled(info.context, module, enabled=enabled)
+        return BillingModule.from_state(state, info.context.now())
 
-def _fields(input: LeadCreateInput | LeadUpdateInput) -> dict[str, Any]:
+    @mutation(CanWrite, "Quote a unique USDT amount for months of a module.")
+    async def create_payment(
+        self, info: Info[Context, None], input: CreatePaymentInput
+    ) -> Payment:
+        row = await billing.create_payment(info.context, input.module, input.months)
+        return Payment.from_row(row, info.context.now())
+
+    @mutation(
+        SignedWebhook, "Record a TRC-20 transfer reported by the payment monitor."
+    )
+    async def record_tron_transfer(
+        self, info: Info[Context, None], input: TronTransferInput
+    ) -> TransferResult:
+        outcome = await billing.record_transfer(
+            info.context,
+            txid=input.txid,
+            contract=input.contract,
+            sender=input.from_,
+            recipient=input.to,
+            amount=input.amount,
+            block_number=input.block_number,
+            block_timestamp_ms=input.block_timestamp,
+        )
+        return TransferResult.from_outcome(outcome)
+
+    @mutation(CanWrite, module="referrals")
+    async def create_partner(
+        self, info: Info[Context, None], input: CreatePartnerInput
+    ) -> Partner:
+        view = await referrals.create_partner(
+            info.context,
+            name=input.name,
+            email=input.email,
+            code=input.code,
+            parent_code=input.parent_code,
+        )
+        return Partner.from_view(view)
+
+    @mutation(
+        CanWrite,
+        "Change the fields given; parentCode null makes a root.",
+        module="referrals",
+    )
+    async def update_partner(
+        self, info: Info[Context, None], id: strawberry.ID, input: UpdatePartnerInput
+    ) -> Partner:
+        changes = _fields(input)
+        if "level1_rate_override" in changes:
+            changes["rate_override"] = changes.pop("level1_rate_override")
+        return Partner.from_view(
+            await referrals.update_partner(info.context, id, changes)
+        )
+
+    @mutation(
+        CanWrite, "Set the level rates, in percent; level 1 first.", module="referrals"
+    )
+    async def set_commission_plan(
+        self, info: Info[Context, None], rates: list[Decimal]
+    ) -> CommissionPlan:
+        return CommissionPlan.from_plan(await referrals.set_plan(info.context, rates))
+
+    @mutation(
+        CanWrite, "Set the origins allowed to send applications.", module="referrals"
+    )
+    async def set_referral_allowed_origins(
+        self, info: Info[Context, None], origins: list[str]
+    ) -> CommissionPlan:
+        plan = await referrals.set_allowed_origins(info.context, origins)
+        return CommissionPlan.from_plan(plan)
+
+    @mutation(
+        CanWrite,
+        "Record a conversion; commissions follow the chain.",
+        module="referrals",
+    )
+    async def record_conversion(
+        self, info: Info[Context, None], input: ConversionInput
+    ) -> Conversion:
+        row = await referrals.record_conversion(
+            info.context,
+            partner_code=input.partner_code,
+            converted_name=input.converted_name,
+            value=input.value,
+            currency=input.currency,
+            external_id=input.external_id,
+            lead_id=input.lead_id,
+        )
+        return Conversion.from_row(row)
+
+    @mutation(
+        CanWrite,
+        "Give a value to a conversion recorded without one.",
+        module="referrals",
+    )
+    async def complete_conversion(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID,
+        value: Decimal,
+        currency: str | None = None,
+    ) -> Conversion:
+        row = await referrals.complete_conversion(
+            info.context, id, value=value, currency=currency
+        )
+        return Conversion.from_row(row)
+
+    @mutation(CanWrite, module="referrals")
+    async def approve_conversion(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> Conversion:
+        return Conversion.from_row(await referrals.approve_conversion(info.context, id))
+
+    @mutation(
+        CanWrite, "Void unpaid commissions and reverse paid ones.", module="referrals"
+    )
+    async def void_conversion(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> Conversion:
+        return Conversion.from_row(await referrals.void_conversion(info.context, id))
+
+    @mutation(
+        CanWrite,
+        "Mark a partner's approved commissions of a period paid.",
+        module="referrals",
+    )
+    async def mark_commissions_paid(
+        self,
+        info: Info[Context, None],
+        partner_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+    ) -> list[Commission]:
+        rows = await referrals.mark_paid(
+            info.context, partner_id, period_start=from_, period_end=to
+        )
+        return [Commission.from_row(row) for row in rows]
+
+    @mutation(Public, "Apply from a referral landing page.", module="referrals")
+    async def apply_referral(
+        self, info: Info[Context, None], input: ReferralApplicationInput
+    ) -> ApplicationReceipt:
+        await referrals.apply(
+            info.context,
+            Application(
+                tenant_slug=input.tenant_slug,
+                partner_code=input.partner_code,
+                full_name=input.full_name,
+                email=input.email,
+                phone=input.phone,
+                telegram=input.telegram,
+                honeypot=input.website,
+            ),
+        )
+        return ApplicationReceipt(status="received")
+
+
+def _fields(input: Any) -> dict[str, Any]:
     """Turn an input into domain field names, leaving out absent fields."""
     fields: dict[str, Any] = {}
     for name, value in vars(input).items():

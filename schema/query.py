@@ -3,9 +3,11 @@
 import strawberry
 from strawberry.types import Info
 
-from resolvers import leads, workspace
+from resolvers import leads, referrals, workspace
 from resolvers.context import Context
+from schema.billing import Billing
 from schema.permissions import SignedIn, allow
+from schema.referrals import CommissionPlan, Conversion, Partner
 from schema.types import Lead, LeadPage, Member, PipelineStage, Workspace
 
 
@@ -45,6 +47,31 @@ class Query:
             info.context, stage=stage, query=q, page=page, page_size=page_size
         )
         return LeadPage.from_result(result)
+
+    @strawberry.field(extensions=allow(SignedIn, module="referrals"))
+    async def partners(self, info: Info[Context, None]) -> list[Partner]:
+        views = await referrals.partner_views(info.context)
+        return [Partner.from_view(view) for view in views]
+
+    @strawberry.field(extensions=allow(SignedIn, module="referrals"))
+    async def partner(self, info: Info[Context, None], id: strawberry.ID) -> Partner:
+        return Partner.from_view(await referrals.partner(info.context, id))
+
+    @strawberry.field(extensions=allow(SignedIn, module="referrals"))
+    async def commission_plan(self, info: Info[Context, None]) -> CommissionPlan:
+        return CommissionPlan.from_plan(await referrals.plan(info.context))
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="referrals"),
+        description="Conversions, newest first, with their commissions.",
+    )
+    async def conversions(self, info: Info[Context, None]) -> list[Conversion]:
+        rows = await referrals.conversions(info.context)
+        return [Conversion.from_row(row) for row in rows]
+
+    @strawberry.field(extensions=allow(SignedIn))
+    async def billing(self) -> Billing:
+        return Billing()
 
     @strawberry.field(extensions=allow(SignedIn))
     async def lead(self, info: Info[Context, None], id: strawberry.ID) -> Lead:

@@ -8,6 +8,7 @@ independent without a database per test.
 """
 
 import asyncio
+import base64
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,9 @@ import pytest_asyncio
 import uvicorn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from standardwebhooks import Webhook
 from starlette.applications import Starlette
+from tronpy.keys import PrivateKey
 
 from db.engine import RequestSession
 from ibhq.app import create_app
@@ -31,6 +34,11 @@ from ibhq.settings import Settings
 from tests.support.databases import test_database
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-the-check"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"billing webhook test secret").decode()
+# Addresses made from fixed private keys, so they pass base58check.
+WALLET = PrivateKey(bytes([1] * 32)).public_key.to_base58check_address()
+SECOND_WALLET = PrivateKey(bytes([2] * 32)).public_key.to_base58check_address()
+PAYER = PrivateKey(bytes([3] * 32)).public_key.to_base58check_address()
 
 
 class FakeClock:
@@ -96,12 +104,27 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "secret_key": TEST_SECRET,
         "public_url": "http://127.0.0.1:1",
         "forwarded_allow_ips": "127.0.0.1",
+        "tron_wallets": f"{WALLET},{SECOND_WALLET}",
+        "billing_webhook_secret": WEBHOOK_SECRET,
+        "subscription_poll_seconds": 0.05,
         # Cheap hashing keeps the many sign-ins of the suite fast.
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def signed_headers(content: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """Return Standard Webhooks headers that sign ``content`` as of now."""
+    now = datetime.now(UTC)
+    message_id = f"msg_{uuid.uuid4().hex}"
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, now, content),
+    }
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from graphql import (
 
 from rest_compat.authjs import authjs_routes
 from rest_compat.operations import load_operations
-from rest_compat.routes import ROUTES, RestRoute
+from rest_compat.routes import ROUTES, SPREAD_BODY, RestRoute
 from schema import build_schema
 from tests.conftest import Server, Workspace
 
@@ -158,7 +158,15 @@ async def test_openapi_lead_body(openapi: dict[str, Any]) -> None:
 
 def required_fields(operation_name: str, variable: str) -> list[str]:
     graphql_schema = build_schema()._schema
-    spec = load_operations()[operation_name].variables[variable]
+    variables = load_operations()[operation_name].variables
+    if variable == SPREAD_BODY:
+        return [
+            name
+            for name, spec in variables.items()
+            if isinstance(type_from_ast(graphql_schema, spec.type), GraphQLNonNull)
+            and not spec.has_default
+        ]
+    spec = variables[variable]
     type_ = get_named_type(type_from_ast(graphql_schema, spec.type))
     assert isinstance(type_, GraphQLInputObjectType)
     return [

@@ -23,11 +23,13 @@ from graphql import (
     get_named_type,
     type_from_ast,
 )
+from sqlalchemy import func, select
 
+from db.models import TronTransfer
 from rest_compat.operations import load_operations
-from rest_compat.routes import ROUTES, RestRoute
+from rest_compat.routes import ROUTES, SPREAD_BODY, RestRoute
 from schema import build_schema
-from tests.conftest import Server, Workspace, register
+from tests.conftest import Server, Workspace, register, signed_headers
 
 SIGN_IN_MESSAGE = "Sign in to use this endpoint"
 ROLE_MESSAGE = "This action needs the owner or admin role"
@@ -59,6 +61,28 @@ class PathObject:
     create: Callable[[httpx.AsyncClient], Awaitable[str]]
     read_path: str
 
+
+async def create_example_partner(client: httpx.AsyncClient) -> str:
+    """Create the partner that the conversion route's example body names."""
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": 'mutation { createPartner(input: {name: "Jane", '
+            'code: "janes_code"}) { id } }'
+        },
+    )
+    partner_id: str = response.json()["data"]["createPartner"]["id"]
+    return partner_id
+
+
+# Objects that a route's example body names, by operation, and the error
+# another workspace gets for naming them.
+BODY_OBJECTS: dict[str, tuple[Callable[[httpx.AsyncClient], Awaitable[str]], str]] = {
+    "RecordConversion": (
+        create_example_partner,
+        "partnerCode 'janes_code' is not a partner",
+    ),
+}
 
 PATH_OBJECTS: dict[str, PathObject] = {
     "leadId": PathObject("Lead", create_lead, "/api/leads/{id}"),
@@ -100,11 +124,25 @@ def not_found_message(route: RestRoute) -> str:
     return f"{path_object(route.path_params[0]).entity} not found"
 
 
+def headers_for(route: RestRoute, content: bytes, content_type: str) -> dict[str, str]:
+    """Return the request headers, signing the body for signed webhook routes."""
+    headers = signed_headers(content) if route.signed_webhook else {}
+    headers["Content-Type"] = content_type
+    return headers
+
+
 async def call(
     client: httpx.AsyncClient, route: RestRoute, path: str
 ) -> httpx.Response:
-    body = route.example if route.body is not None else None
-    return await client.request(route.method, path, json=body)
+    if route.body is None:
+        return await client.request(route.method, path)
+    content = json.dumps(route.example).encode()
+    return await client.request(
+        route.method,
+        path,
+        content=content,
+        headers=headers_for(route, content, "application/json"),
+    )
 
 
 async def workspace_state(workspace: Workspace, objects: Objects) -> list[Any]:
@@ -163,11 +201,17 @@ async def test_route_as_other_tenant(
     workspace: Workspace, other_workspace: Workspace, route: RestRoute
 ) -> None:
     objects = await create_objects(workspace, route)
+    body_object = BODY_OBJECTS.get(route.operation)
+    if body_object is not None:
+        await body_object[0](workspace.owner)
     before = await workspace_state(workspace, objects)
 
     response = await call(other_workspace.owner, route, objects.path(route))
 
-    if route.path_params:
+    if body_object is not None:
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": body_object[1]}
+    elif route.path_params:
         assert response.status_code == 404, response.text
         assert response.json() == {"error": not_found_message(route)}
         absent = await call(other_workspace.owner, route, random_ids(route).path(route))
@@ -227,25 +271,41 @@ def fixed_bad_bodies() -> list[BadBody]:
         ),
         BadBody(
             "deep-nesting",
-            b'{"a": ' * 5000 + b"1" + b"}" * 5000,
+            # Deeper than Python's recursion limit, yet within every body limit.
+            b'{"a": ' * 1500 + b"1" + b"}" * 1500,
             "Request body is nested too deeply",
         ),
     ]
 
 
-def input_type(route: RestRoute) -> GraphQLInputObjectType:
+@dataclass(frozen=True)
+class BodyField:
+    type: Any
+    has_default: bool
+
+
+def body_fields(route: RestRoute) -> dict[str, BodyField]:
+    """Return the fields a route's body may carry, with their GraphQL types."""
     assert route.body is not None
     operation = load_operations()[route.operation]
+    if route.body == SPREAD_BODY:
+        return {
+            name: BodyField(type_from_ast(GRAPHQL_SCHEMA, spec.type), spec.has_default)
+            for name, spec in operation.variables.items()
+        }
     type_ = get_named_type(
         type_from_ast(GRAPHQL_SCHEMA, operation.variables[route.body].type)
     )
     assert isinstance(type_, GraphQLInputObjectType)
-    return type_
+    return {
+        name: BodyField(field.type, field.default_value is not Undefined)
+        for name, field in type_.fields.items()
+    }
 
 
 def derived_bad_bodies(route: RestRoute) -> list[BadBody]:
     assert route.example is not None, f"{route_id(route)} needs an example body"
-    fields = input_type(route).fields
+    fields = body_fields(route)
     cases = [
         BadBody(
             "unknown-field",
@@ -256,7 +316,7 @@ def derived_bad_bodies(route: RestRoute) -> list[BadBody]:
     required = [
         name
         for name, field in fields.items()
-        if isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
+        if isinstance(field.type, GraphQLNonNull) and not field.has_default
     ]
     if required:
         body = {k: v for k, v in route.example.items() if k != required[0]}
@@ -358,7 +418,7 @@ async def test_route_bad_body(
         route.method,
         path,
         content=case.content,
-        headers={"Content-Type": "application/json"},
+        headers=headers_for(route, case.content, "application/json"),
     )
 
     assert response.status_code == 400, response.text
@@ -375,11 +435,12 @@ async def test_route_wrong_content_type(
 ) -> None:
     client, path = shared.target(route)
 
+    content = json.dumps(route.example).encode()
     response = await client.request(
         route.method,
         path,
-        content=json.dumps(route.example).encode(),
-        headers={"Content-Type": content_type},
+        content=content,
+        headers=headers_for(route, content, content_type),
     )
 
     assert response.status_code == 415, response.text
@@ -397,7 +458,7 @@ async def test_route_body_too_large(
     server: Server, shared: SharedClients, route: RestRoute, chunked: bool
 ) -> None:
     client, path = shared.target(route)
-    limit = server.settings.max_body_bytes
+    limit = route.max_body_bytes or server.settings.max_body_bytes
     content = oversized_body(route, limit)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -408,8 +469,59 @@ async def test_route_body_too_large(
         route.method,
         path,
         content=stream() if chunked else content,
-        headers={"Content-Type": "application/json"},
+        headers=headers_for(route, content, "application/json"),
     )
 
     assert response.status_code == 413, response.text
     assert response.json() == {"error": f"Request body is larger than {limit} bytes"}
+
+
+SIGNED_ROUTES = [route for route in ROUTES if route.signed_webhook]
+
+
+def unsigned(content: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json"}
+
+
+def wrong_secret(content: bytes) -> dict[str, str]:
+    other = "whsec_" + "b3RoZXIgc2VjcmV0IG9mIGVub3VnaCBsZW5ndGg="
+    return signed_headers(content, secret=other)
+
+
+def tampered(content: bytes) -> dict[str, str]:
+    return signed_headers(content + b" ")
+
+
+def stale(content: bytes) -> dict[str, str]:
+    headers = signed_headers(content)
+    headers["webhook-timestamp"] = str(int(headers["webhook-timestamp"]) - 301)
+    return headers
+
+
+@pytest.mark.parametrize(
+    "make_headers",
+    [unsigned, wrong_secret, tampered, stale],
+    ids=["unsigned", "wrong-secret", "tampered", "stale"],
+)
+@pytest.mark.parametrize("route", SIGNED_ROUTES, ids=route_id)
+async def test_signed_route_refuses_bad_signature(
+    server: Server,
+    shared: SharedClients,
+    route: RestRoute,
+    make_headers: Callable[[bytes], dict[str, str]],
+) -> None:
+    content = json.dumps(route.example).encode()
+
+    response = await shared.anonymous.request(
+        route.method, route.path, content=content, headers=make_headers(content)
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"].startswith("Invalid webhook signature")
+    async with server.sessions() as db:
+        recorded = await db.scalar(
+            select(func.count())
+            .select_from(TronTransfer)
+            .where(TronTransfer.txid == route.example["txid"])
+        )
+    assert recorded == 0

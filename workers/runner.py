@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from db.engine import RequestSession, create_engine, create_session_factory
 from domain.clock import Clock, SystemClock
 from workers.maintenance import purge_expired
+from workers.payment_monitor import PaymentMonitorConfig, run_payment_monitor
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ MAINTENANCE_INTERVAL_SECONDS = 600.0
 class WorkerConfig:
     login_window: timedelta
     maintenance_interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
+    # None leaves the payment monitor off: no wallets, or no webhook secret.
+    payment_monitor: PaymentMonitorConfig | None = None
 
 
 async def run_workers(
@@ -32,7 +35,12 @@ async def run_workers(
     clock = clock or SystemClock()
     logger.info("workers started")
     try:
-        await _maintenance_loop(sessions, config, clock)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_maintenance_loop(sessions, config, clock))
+            if config.payment_monitor is not None:
+                group.create_task(
+                    run_payment_monitor(sessions, config.payment_monitor, clock=clock)
+                )
     finally:
         logger.info("workers stopped")
 

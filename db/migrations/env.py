@@ -20,10 +20,16 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows with broken references: {broken}")
 
 
 async def _run_online() -> None:
-    engine = create_engine(context.config.attributes["database_url"])
+    engine = create_engine(
+        context.config.attributes["database_url"], sqlite_foreign_keys=False
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
