@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from math import ceil
 
-from sqlalchemy import case, delete, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuthSession, LoginThrottle, Tenant, User
-from db.types import UTCDateTime
 from domain.errors import RateLimited, Unauthenticated
 from domain.passwords import (
     dummy_hash,
@@ -31,6 +28,7 @@ from domain.passwords import (
     needs_rehash,
     verify_in_thread,
 )
+from domain.ratelimits import count_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -227,27 +225,14 @@ async def _record_failure(
     policy: ThrottlePolicy,
 ) -> None:
     """Count one failure for ``key`` atomically, blocking it once at ``limit``."""
-    insert = (
-        pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    failures, _started = await count_in_window(
+        session,
+        LoginThrottle,
+        LoginThrottle.failures,
+        key,
+        now=now,
+        window=policy.window,
     )
-    stale = LoginThrottle.window_started_at < now - policy.window
-    statement = (
-        insert(LoginThrottle)
-        .values(key=key, window_started_at=now, failures=1, blocked_until=None)
-        .on_conflict_do_update(
-            index_elements=[LoginThrottle.key],
-            # A window that has ended starts the count again at one.
-            set_={
-                "failures": case((stale, 1), else_=LoginThrottle.failures + 1),
-                "window_started_at": case(
-                    (stale, literal(now, UTCDateTime())),
-                    else_=LoginThrottle.window_started_at,
-                ),
-            },
-        )
-        .returning(LoginThrottle.failures)
-    )
-    failures = (await session.execute(statement)).scalar_one()
     if failures >= limit:
         await session.execute(
             update(LoginThrottle)

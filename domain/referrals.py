@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -320,13 +320,3 @@ async def _editable_settings(
         )
         session.add(row)
     return row
-
-
-def parse_decimal(value: object, *, field: str) -> Decimal:
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidInput(f"{field} must be a number", field=field) from None
-    if not result.is_finite():
-        raise InvalidInput(f"{field} must be a finite number", field=field)
-    return result
