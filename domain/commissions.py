@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -231,7 +231,11 @@ async def mark_paid(
     period_end: datetime,
     now: datetime,
 ) -> list[Commission]:
-    """Mark a partner's approved commissions of a period paid; return them."""
+    """Mark a partner's approved commissions of a period paid; return them.
+
+    Pending reversals of the partner, written when a paid commission's
+    conversion was voided, are settled with this payout too.
+    """
     if period_end <= period_start:
         raise InvalidInput("to must be after from", field="to")
     if await session.get(Partner, partner_id) is None:
@@ -242,9 +246,18 @@ async def mark_paid(
                 select(Commission)
                 .where(
                     Commission.partner_id == partner_id,
-                    Commission.status == "approved",
-                    Commission.created_at >= period_start,
-                    Commission.created_at < period_end,
+                    or_(
+                        and_(
+                            Commission.status == "approved",
+                            Commission.created_at >= period_start,
+                            Commission.created_at < period_end,
+                        ),
+                        and_(
+                            Commission.kind == "reversal",
+                            Commission.status == "pending",
+                            Commission.created_at < period_end,
+                        ),
+                    ),
                 )
                 .with_for_update()
             )

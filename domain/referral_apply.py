@@ -19,7 +19,7 @@ from db.models import Lead, Tenant
 from db.tenancy import scoped_session
 from domain import commissions, leads, ratelimits
 from domain.errors import Forbidden, InvalidInput
-from domain.referrals import find_by_code, get_plan
+from domain.referrals import find_by_code, get_plan, lock_tenant
 from domain.timeline import add_system_entry
 from domain.validation import clean_text, normalize_email
 
@@ -70,8 +70,9 @@ async def apply(
 ) -> ApplyResult:
     await _count(sessions, f"apply:address:{client_address}", limits.per_address, now)
     if application.honeypot:
-        # Looks like success to the bot that filled the hidden field.
-        return ApplyResult(None, None, created=False, allowed_origin=origin)
+        # Looks like success to the bot that filled the hidden field, but
+        # grants its origin nothing.
+        return ApplyResult(None, None, created=False, allowed_origin=None)
 
     async with sessions() as db:
         tenant = await find_tenant(db, application.tenant_slug)
@@ -80,14 +81,24 @@ async def apply(
     await _count(sessions, f"apply:tenant:{tenant.id}", limits.per_workspace, now)
 
     async with scoped_session(sessions, tenant.id) as db:
-        result = await _apply_in_workspace(db, application, origin=origin, now=now)
+        result = await _apply_in_workspace(
+            db, tenant.id, application, origin=origin, now=now
+        )
         await db.commit()
     return result
 
 
 async def _apply_in_workspace(
-    db: AsyncSession, application: Application, *, origin: str | None, now: datetime
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    application: Application,
+    *,
+    origin: str | None,
+    now: datetime,
 ) -> ApplyResult:
+    # Serialise applications of one workspace, so that concurrent repeats find
+    # the first one's lead instead of each creating their own.
+    await lock_tenant(db, tenant_id)
     plan = await get_plan(db)
     if origin is not None and origin not in plan.allowed_origins:
         raise Forbidden(
@@ -101,11 +112,14 @@ async def _apply_in_workspace(
 
     repeat = (
         await db.execute(
-            select(Lead).where(
+            select(Lead)
+            .where(
                 Lead.email == email,
                 Lead.partner_id == partner.id,
                 Lead.created_at >= now - REPEAT_WINDOW,
             )
+            .order_by(Lead.created_at)
+            .limit(1)
         )
     ).scalar_one_or_none()
     if repeat is not None:

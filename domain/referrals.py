@@ -72,6 +72,8 @@ async def set_plan(
             f"{deepest} levels until that chain is shortened",
             field="rates",
         )
+    for partner in (await all_partners(session)).values():
+        _check_override_fits(partner.rate_override, checked, field="rates")
     row = await _editable_settings(session, now=now)
     row.rates = [format(rate, "f") for rate in checked]
     row.updated_at = now
@@ -118,6 +120,24 @@ def parse_rate(value: Decimal | None, *, field: str) -> Decimal | None:
     if not value.is_finite() or not Decimal(0) <= value <= Decimal(100):
         raise InvalidInput(f"{field} must be between 0 and 100", field=field)
     return value
+
+
+def _check_override_fits(
+    override: Decimal | None,
+    rates: tuple[Decimal, ...],
+    *,
+    field: str = "level1RateOverride",
+) -> None:
+    """Keep a level-1 override plus the upline's rates within 100 percent."""
+    if override is None:
+        return
+    total = override + sum(rates[1:], Decimal(0))
+    if total > 100:
+        raise InvalidInput(
+            f"A level-1 rate of {format(override, 'f')} with the plan's other levels "
+            f"would pay {format(total, 'f')} percent, over the maximum of 100",
+            field=field,
+        )
 
 
 async def all_partners(session: AsyncSession) -> dict[uuid.UUID, Partner]:
@@ -215,9 +235,10 @@ async def update_partner(
             )
         partner.status = changes["status"]
     if "rate_override" in changes:
-        partner.rate_override = parse_rate(
-            changes["rate_override"], field="level1RateOverride"
-        )
+        override = parse_rate(changes["rate_override"], field="level1RateOverride")
+        plan = await get_plan(session)
+        _check_override_fits(override, plan.rates)
+        partner.rate_override = override
     if "parent_code" in changes:
         await _move(session, partner, changes["parent_code"])
     await session.flush()
