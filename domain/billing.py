@@ -53,6 +53,9 @@ USDT_DECIMALS = 6
 UNITS_PER_USDT = 10**USDT_DECIMALS
 PERIOD = timedelta(days=30)
 MAX_MONTHS = 12
+# Far above any real payment, and its base units fit a signed 64-bit column.
+MAX_USDT = Decimal(10) ** 12
+PLAIN_DECIMAL = re.compile(r"[0-9]{1,13}(\.[0-9]{1,18})?")
 MAINNET_USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 TRON_ADDRESS = re.compile(r"T[1-9A-HJ-NP-Za-km-z]{33}")
 TXID = re.compile(r"[0-9a-fA-F]{64}")
@@ -95,7 +98,8 @@ def parse_module(name: str) -> str:
     module = MODULE_ALIASES.get(name, name)
     if module not in MODULES:
         raise InvalidInput(
-            f"module must be one of {', '.join(MODULES)}, not '{name}'", field="module"
+            f"module must be one of {', '.join(MODULES)}, not '{name[:40]}'",
+            field="module",
         )
     return module
 
@@ -114,12 +118,34 @@ def parse_usdt(text: str, *, field: str = "amount") -> int:
         raise InvalidInput(f"{field} must be a decimal number", field=field) from None
     if not amount.is_finite() or amount <= 0:
         raise InvalidInput(f"{field} must be a positive number", field=field)
+    if amount > MAX_USDT:
+        raise InvalidInput(f"{field} is too large", field=field)
     units = amount * UNITS_PER_USDT
     if units != units.to_integral_value():
         raise InvalidInput(
             f"{field} has more than {USDT_DECIMALS} decimals", field=field
         )
     return int(units)
+
+
+def seed_entitlements(
+    session: AsyncSession, tenant_id: uuid.UUID, *, trial: timedelta, now: datetime
+) -> None:
+    """Give a new workspace a trial of every module, fixed from now.
+
+    A later change of the trial setting leaves these rows as they are.
+    """
+    for module in MODULES:
+        session.add(
+            ModuleEntitlement(
+                tenant_id=tenant_id,
+                module=module,
+                enabled=True,
+                trial_ends_at=now + trial,
+                paid_until=None,
+                updated_at=now,
+            )
+        )
 
 
 async def module_states(
@@ -138,7 +164,8 @@ async def module_states(
         row = rows.get(module)
         states[module] = ModuleState(
             module=module,
-            # Without a row, a module is as registration left it: on, in trial.
+            # Registration writes a row per module; a workspace made before
+            # billing existed has none and gets a trial from its creation.
             enabled=row.enabled if row else True,
             trial_ends_at=row.trial_ends_at
             if row

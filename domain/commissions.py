@@ -30,6 +30,7 @@ from domain.validation import clean_text, optional_text
 # Places commissions are rounded to; any other valid code gets two.
 CURRENCY_PLACES = {"BTC": 8, "ETH": 8}
 DEFAULT_PLACES = 2
+DEFAULT_CURRENCY = "USDT"
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3,5}")
 MAX_VALUE = Decimal("1000000000000")
 
@@ -45,7 +46,7 @@ def places_of(currency: str) -> int:
 
 
 def check_currency(currency: str | None) -> str:
-    code = (currency or "USDT").strip().upper()
+    code = (currency or DEFAULT_CURRENCY).strip().upper()
     if not CURRENCY_PATTERN.fullmatch(code):
         raise InvalidInput(
             "currency must be a code of 3 to 5 letters", field="currency"
@@ -303,29 +304,49 @@ async def commissions_by_conversion(
 
 
 @dataclass(frozen=True, slots=True)
-class PartnerTotals:
-    conversions: int
+class CurrencyTotals:
+    currency: str
     pending: Decimal
     approved: Decimal
     paid: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerTotals:
+    """A partner's conversion count and commission sums, kept apart by currency."""
+
+    conversions: int
+    by_currency: dict[str, CurrencyTotals]
+
+    def of(self, currency: str) -> CurrencyTotals:
+        zero = Decimal(0).quantize(Decimal(1).scaleb(-places_of(currency)))
+        return self.by_currency.get(
+            currency, CurrencyTotals(currency, zero, zero, zero)
+        )
+
+
 async def partner_totals(
     session: AsyncSession, partner_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, PartnerTotals]:
-    """Sum each partner's commissions by status, and count its conversions."""
-    sums: dict[uuid.UUID, dict[str, Decimal]] = {
-        key: {status: Decimal("0.00") for status in ("pending", "approved", "paid")}
-        for key in partner_ids
+    """Sum each partner's commissions by currency and status; count its conversions."""
+    sums: dict[uuid.UUID, dict[str, dict[str, Decimal]]] = {
+        key: {} for key in partner_ids
     }
     commissions = await session.execute(
-        select(Commission.partner_id, Commission.status, Commission.amount).where(
-            Commission.partner_id.in_(partner_ids)
-        )
+        select(
+            Commission.partner_id,
+            Commission.currency,
+            Commission.status,
+            Commission.amount,
+        ).where(Commission.partner_id.in_(partner_ids))
     )
-    for partner_id, status, amount in commissions:
-        if status in sums[partner_id]:
-            sums[partner_id][status] += amount
+    for partner_id, currency, status, amount in commissions:
+        zero = Decimal(0).quantize(Decimal(1).scaleb(-places_of(currency)))
+        by_status = sums[partner_id].setdefault(
+            currency, {"pending": zero, "approved": zero, "paid": zero}
+        )
+        if status in by_status:
+            by_status[status] += amount
     counts: dict[uuid.UUID, int] = dict.fromkeys(partner_ids, 0)
     conversions = await session.execute(
         select(Conversion.partner_id).where(
@@ -337,9 +358,15 @@ async def partner_totals(
     return {
         key: PartnerTotals(
             conversions=counts[key],
-            pending=sums[key]["pending"],
-            approved=sums[key]["approved"],
-            paid=sums[key]["paid"],
+            by_currency={
+                currency: CurrencyTotals(
+                    currency,
+                    by_status["pending"],
+                    by_status["approved"],
+                    by_status["paid"],
+                )
+                for currency, by_status in sorted(sums[key].items())
+            },
         )
         for key in partner_ids
     }

@@ -99,14 +99,16 @@ async def _apply_in_workspace(
     # Serialise applications of one workspace, so that concurrent repeats find
     # the first one's lead instead of each creating their own.
     await lock_tenant(db, tenant_id)
+    # The partner is checked first, so that a caller who does not know a valid
+    # code learns nothing more from a refused origin than from a wrong code.
+    partner = await find_by_code(db, application.partner_code.strip())
+    if partner is None or partner.status != "active":
+        raise InvalidInput(UNKNOWN)
     plan = await get_plan(db)
     if origin is not None and origin not in plan.allowed_origins:
         raise Forbidden(
             f"Origin {origin} is not allowed to send applications to this workspace"
         )
-    partner = await find_by_code(db, application.partner_code.strip())
-    if partner is None or partner.status != "active":
-        raise InvalidInput(UNKNOWN)
     full_name = clean_text(application.full_name, field="fullName", max_length=200)
     email = normalize_email(application.email)
 

@@ -321,7 +321,11 @@ def _check_origin(origin: str) -> str:
             f"'{origin}' is not an origin such as https://partners.example.com",
             field="allowedOrigins",
         )
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    host = parts.netloc.lower()
+    # Browsers leave the default port out of Origin, so it is left out here.
+    default_port = ":443" if parts.scheme == "https" else ":80"
+    host = host.removesuffix(default_port)
+    return f"{parts.scheme}://{host}"
 
 
 async def _settings_row(session: AsyncSession) -> ReferralSettings | None:

@@ -14,7 +14,7 @@ Invariants:
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuthSession, Tenant, User
 from domain.auth import Viewer
+from domain.billing import seed_entitlements
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.passwords import check_password_rules, hash_in_thread
 from domain.pipeline import seed_default_stages
@@ -49,9 +50,13 @@ class Registration:
 
 
 async def register(
-    session: AsyncSession, registration: Registration, *, now: datetime
+    session: AsyncSession,
+    registration: Registration,
+    *,
+    trial: timedelta,
+    now: datetime,
 ) -> tuple[Tenant, User]:
-    """Create a workspace with its owner and default pipeline stages."""
+    """Create a workspace with its owner, pipeline stages and module trials."""
     tenant_name = clean_text(
         registration.tenant_name, field="tenantName", max_length=100
     )
@@ -87,6 +92,7 @@ async def register(
         raise _slug_taken(slug) from None
     session.add(owner)
     seed_default_stages(session, tenant.id)
+    seed_entitlements(session, tenant.id, trial=trial, now=now)
     try:
         await session.flush()
     except IntegrityError:

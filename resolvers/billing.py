@@ -66,7 +66,9 @@ async def record_transfer(
         contract=_address(contract, "contract"),
         from_address=_address(sender, "from"),
         to_address=_address(recipient, "to"),
-        amount_units=billing.parse_usdt(amount),
+        amount_units=billing.parse_usdt(
+            _checked(amount, billing.PLAIN_DECIMAL, "amount", "a plain decimal string")
+        ),
         block_number=_non_negative(block_number, "blockNumber"),
         block_timestamp=_timestamp(block_timestamp_ms),
     )

@@ -12,7 +12,9 @@ async def register(ctx: Context, registration: Registration) -> tuple[Tenant, Us
     """Create a workspace and its owner, and sign the owner in."""
     now = ctx.now()
     async with ctx.sessions() as db, db.begin():
-        tenant, owner = await workspaces.register(db, registration, now=now)
+        tenant, owner = await workspaces.register(
+            db, registration, trial=ctx.settings.billing.trial, now=now
+        )
         issued = await issue_session(
             db, owner, now=now, lifetime=ctx.settings.session_lifetime
         )

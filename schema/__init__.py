@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -60,6 +61,18 @@ class IbhqSchema(strawberry.Schema):
             )
 
 
+def _limit_rules(limits: QueryLimits) -> list[type[ASTValidationRule]]:
+    """Build the depth and alias rules once for the schema.
+
+    Each QueryDepthLimiter or MaxAliasesLimiter makes a new rule class, and the
+    validation cache is keyed by the rule classes, so rules made per request
+    would never hit the cache.
+    """
+    depth = QueryDepthLimiter(max_depth=limits.max_depth)
+    aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases)
+    return [*depth.validation_rules, *aliases.validation_rules]
+
+
 def build_schema(limits: QueryLimits | None = None) -> IbhqSchema:
     limits = limits or QueryLimits()
     return IbhqSchema(
@@ -75,9 +88,8 @@ def build_schema(limits: QueryLimits | None = None) -> IbhqSchema:
             partial(DocumentGuard, max_selections=limits.max_selections),
             partial(ParserCache, maxsize=256),
             partial(ValidationCache, maxsize=256),
-            partial(QueryDepthLimiter, max_depth=limits.max_depth),
+            partial(AddValidationRules, _limit_rules(limits)),
             partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-            partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
             ErrorCodes,
         ],
     )

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from db.models import Commission as CommissionRow
 from db.models import Conversion as ConversionRow
+from domain.commissions import DEFAULT_CURRENCY
 from domain.referrals import Plan
 from resolvers import referrals as referral_resolvers
 from resolvers.context import Context
@@ -20,6 +21,14 @@ from resolvers.referrals import PartnerView
 class PartnerStatus(Enum):
     active = "active"
     suspended = "suspended"
+
+
+@strawberry.type(description="A partner's commission sums in one currency.")
+class CommissionTotals:
+    currency: str
+    pending: Decimal
+    approved: Decimal
+    paid: Decimal
 
 
 @strawberry.type(description="A referral partner (sub-IB) and its earnings.")
@@ -33,14 +42,20 @@ class Partner:
     level: int = strawberry.field(description="1 for a partner with no parent.")
     level1_rate_override: Decimal | None
     conversions: int
-    pending_commission: Decimal
-    approved_commission: Decimal
-    paid_commission: Decimal
+    pending_commission: Decimal = strawberry.field(
+        description="Pending commissions in USDT; see commissionTotals for others."
+    )
+    approved_commission: Decimal = strawberry.field(description="In USDT.")
+    paid_commission: Decimal = strawberry.field(description="In USDT.")
+    commission_totals: list["CommissionTotals"] = strawberry.field(
+        description="Sums by currency, one entry per currency earned in."
+    )
     created_at: datetime
 
     @classmethod
     def from_view(cls, view: PartnerView) -> Self:
         row = view.row
+        usdt = view.totals.of(DEFAULT_CURRENCY)
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
@@ -51,9 +66,18 @@ class Partner:
             level=view.level,
             level1_rate_override=row.rate_override,
             conversions=view.totals.conversions,
-            pending_commission=view.totals.pending,
-            approved_commission=view.totals.approved,
-            paid_commission=view.totals.paid,
+            pending_commission=usdt.pending,
+            approved_commission=usdt.approved,
+            paid_commission=usdt.paid,
+            commission_totals=[
+                CommissionTotals(
+                    currency=totals.currency,
+                    pending=totals.pending,
+                    approved=totals.approved,
+                    paid=totals.paid,
+                )
+                for totals in view.totals.by_currency.values()
+            ],
             created_at=row.created_at,
         )
 

@@ -749,7 +749,9 @@ async def test_transfer_ignored(
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ignored"}
     assert await tenant_state(server, workspace.tenant_id) == before
-    assert await entitlement(server, workspace.tenant_id, "forwarder") is None
+    forwarder = await entitlement(server, workspace.tenant_id, "forwarder")
+    assert forwarder is not None
+    assert forwarder.paid_until is None
     (recorded,) = await transfers(server, body["txid"])
     assert recorded.status == "ignored"
     assert recorded.detail == detail
@@ -800,7 +802,9 @@ async def test_payment_after_window_unmatched(
     assert response.json() == {"status": "unmatched"}
     assert await tenant_state(server, workspace.tenant_id) == before
     assert (await payment_row(server, payment["id"])).paid_at is None
-    assert await entitlement(server, workspace.tenant_id, "onboarding") is None
+    onboarding = await entitlement(server, workspace.tenant_id, "onboarding")
+    assert onboarding is not None
+    assert onboarding.paid_until is None
     (recorded,) = await transfers(server, body["txid"])
     assert recorded.status == "unmatched"
 
@@ -1137,3 +1141,48 @@ async def test_concurrent_first_toggles(server: Server, workspace: Workspace) ->
             )
         )
     assert rows == 1
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["1e30", "9223372036854.775808", "1.909930e+01", "+19.0993", " 19.0993", "1_000"],
+)
+async def test_webhook_rejects_odd_amounts(
+    server: Server, workspace: Workspace, amount: str
+) -> None:
+    payment = await quote_payment(workspace.owner)
+    body = transfer_for(payment, amount=amount)
+
+    response = await webhook(server, body)
+
+    assert response.status_code == 400, response.text
+    assert await transfers(server, body["txid"]) == []
+    assert (await payment_row(server, payment["id"])).status == "pending"
+
+
+async def test_trial_fixed_at_registration(
+    server: Server, workspace: Workspace, tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = make_settings(server.settings.database_url, tmp_path, trial_days=0)
+    app = create_app(settings, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    cookies = dict(workspace.owner.cookies.items())
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", cookies=cookies
+        ) as client:
+            query = (
+                "{ workspace { createdAt } billing { modules { active trialEndsAt } } }"
+            )
+            body = (await client.post("/graphql", json={"query": query})).json()
+    finally:
+        await app.state.engine.dispose()
+
+    # This app's trial is 0 days, but the workspace keeps the 14 it was given.
+    created = parse_time(body["data"]["workspace"]["createdAt"])
+    modules = body["data"]["billing"]["modules"]
+    assert len(modules) == len(MODULES)
+    assert all(item["active"] for item in modules)
+    assert {parse_time(item["trialEndsAt"]) for item in modules} == {
+        created + timedelta(days=14)
+    }

@@ -4,7 +4,9 @@ forging, unbounded metric labels, framing, and loose REST input."""
 import logging
 
 import pytest
+from strawberry.extensions import validation_cache
 
+from schema import build_schema
 from tests.conftest import Server, Workspace, graphql
 
 
@@ -151,3 +153,16 @@ async def test_search_folds_unicode_case(workspace: Workspace) -> None:
 
     assert [item["fullName"] for item in cyrillic.json()["items"]] == ["Иван Петров"]
     assert [item["fullName"] for item in latin.json()["items"]] == ["Ünïcödé Trader"]
+
+
+def test_validation_cache_hits() -> None:
+    # Strawberry keeps the cache at module level; its key includes the rule
+    # classes, which must therefore be the same objects on every request.
+    schema = build_schema()
+    cache = validation_cache._get_validate_cache(256)
+    schema.execute_sync("{ __typename }")
+    hits = cache.cache_info().hits
+
+    schema.execute_sync("{ __typename }")
+
+    assert cache.cache_info().hits == hits + 1

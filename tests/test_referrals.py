@@ -375,7 +375,7 @@ async def test_partner_fields_and_listing(workspace: Workspace) -> None:
     assert response.status_code == 200
     listed = response.json()
     assert [row["id"] for row in listed] == [root["id"], child["id"]]
-    assert listed[0] == root
+    assert listed[0] == {**root, "commissionTotals": []}
     assert listed[1]["level"] == 2
     assert listed[1]["parentId"] == root["id"]
 
@@ -1270,3 +1270,34 @@ async def test_other_workspace_isolated(
     assert await referral_state(server, workspace.tenant_id) == before
     assert await count_rows(server, Partner, other_workspace.tenant_id) == 0
     assert await count_rows(server, Conversion, other_workspace.tenant_id) == 0
+
+
+async def test_totals_kept_per_currency(workspace: Workspace) -> None:
+    await set_plan(workspace.owner, ["30", "10", "5"])
+    await create_partner(workspace.owner, "multi_fx")
+    for value, currency in (("100", "USDT"), ("0.5", "BTC"), ("50", "EUR")):
+        response = await workspace.owner.post(
+            "/api/referrals/conversions",
+            json={
+                "partnerCode": "multi_fx",
+                "convertedName": "Client",
+                "value": value,
+                "currency": currency,
+            },
+        )
+        assert response.status_code == 201, response.text
+
+    listed = (await workspace.owner.get("/api/referrals/partners")).json()
+    partner = next(row for row in listed if row["code"] == "multi_fx")
+
+    assert partner["pendingCommission"] == "30.00"
+    assert partner["commissionTotals"] == [
+        {
+            "currency": "BTC",
+            "pending": "0.15000000",
+            "approved": "0.00000000",
+            "paid": "0.00000000",
+        },
+        {"currency": "EUR", "pending": "15.00", "approved": "0.00", "paid": "0.00"},
+        {"currency": "USDT", "pending": "30.00", "approved": "0.00", "paid": "0.00"},
+    ]

@@ -12,7 +12,8 @@ from starlette.types import ASGIApp
 @asynccontextmanager
 async def serve_loopback(app: ASGIApp, *, lifespan: bool = False) -> AsyncIterator[str]:
     """Yield the base URL (no trailing slash) while the app is served."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so that asyncio sets TCP_NODELAY on accepted connections.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
