@@ -33,8 +33,8 @@ async def preflight(request: Request) -> Response:
 
 
 async def _allowed_anywhere(request: Request, origin: str) -> bool:
-    # NOTE: reads every workspace's list; fine for hundreds of workspaces, a
-    # table of origins should replace it before that grows much further.
+    # NOTE: each preflight reads every workspace's list. An indexed table of
+    # origins should replace this before there are thousands of workspaces.
     async with services_of(request).sessions() as db:
         lists = (await db.execute(select(ReferralSettings.allowed_origins))).scalars()
         return any(origin in allowed for allowed in lists)
