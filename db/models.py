@@ -139,6 +139,10 @@ class Lead(TenantScoped, Base):
     partner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("partners.id", ondelete="SET NULL"), index=True
     )
+    # The onboarding bot that captured the lead, if any.
+    bot_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -337,3 +341,26 @@ class RateCounter(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_started_at: Mapped[datetime]
     count: Mapped[int] = mapped_column(Integer)
+
+
+class TelegramBot(TenantScoped, Base):
+    """A workspace's Telegram bot; its token is stored encrypted, never in clear.
+
+    A Telegram bot can be connected to one workspace only: ``telegram_id`` is
+    unique across the product.
+    """
+
+    __tablename__ = "telegram_bots"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    token_encrypted: Mapped[str] = mapped_column(Text)
+    # The bot id and the token's last characters, safe to show.
+    token_hint: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

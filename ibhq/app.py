@@ -23,6 +23,7 @@ from ibhq.graphql_view import GraphQLView
 from ibhq.middleware import RequestIdMiddleware
 from ibhq.settings import Settings
 from ibhq.worker_config import worker_config
+from integrations.telegram_bot_api import AiogramBotApi
 from rest_compat.authjs import authjs_routes, fallback_route
 from rest_compat.cors import preflight
 from rest_compat.errors import error_response
@@ -79,6 +80,7 @@ def create_app(
         settings=settings,
         sessions=sessions,
         clock=clock or SystemClock(),
+        bot_api=AiogramBotApi(settings.telegram_api_url),
     )
     app.state.engine = engine
     app.state.schema = schema

@@ -17,6 +17,7 @@ from db.engine import RequestSession
 from db.tenancy import TENANT_KEY
 from domain.auth import resolve_session
 from domain.clock import Clock
+from domain.telegram import BotApi
 from ibhq.logs import tenant_id_var
 from ibhq.settings import Settings
 from resolvers.context import Context, PendingCookie, ResponseEffects
@@ -30,6 +31,7 @@ class Services:
     settings: Settings
     sessions: async_sessionmaker[RequestSession]
     clock: Clock
+    bot_api: BotApi
 
 
 def services_of(connection: HTTPConnection) -> Services:
@@ -83,6 +85,7 @@ async def request_context(connection: HTTPConnection) -> AsyncIterator[Context]:
             origin=connection.headers.get("origin"),
             effects=effects,
             sessions=services.sessions,
+            bot_api=services.bot_api,
         )
     finally:
         await db.rollback()

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     apply_limit_per_address: int = Field(default=10, ge=1)
     apply_limit_per_workspace: int = Field(default=300, ge=1)
     apply_window_minutes: int = Field(default=60, ge=1)
+    telegram_api_url: str = "https://api.telegram.org"
     subscription_poll_seconds: float = Field(default=1, gt=0, le=60)
 
     graphql_max_depth: int = Field(default=12, ge=3)

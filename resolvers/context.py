@@ -13,6 +13,7 @@ from domain.billing import BillingConfig
 from domain.clock import Clock
 from domain.errors import Unauthenticated
 from domain.referral_apply import ApplyLimits
+from domain.telegram import BotApi
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -35,6 +36,9 @@ class ContextSettings(Protocol):
 
     @property
     def apply_limits(self) -> ApplyLimits: ...
+
+    @property
+    def signing_key(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class Context:
     # Makes sessions that no tenant scopes, for the public use cases that find
     # their tenant themselves, such as registration.
     sessions: async_sessionmaker[RequestSession]
+    bot_api: BotApi
     # Set by the REST layer once a route's webhook signature has been verified.
     webhook_verified: bool = False
     # The request's Origin header, for endpoints that browsers call cross-site.

@@ -197,4 +197,22 @@ ROUTES: tuple[RestRoute, ...] = (
             "telegram": "@alex_fx",
         },
     ),
+    RestRoute(
+        "GET",
+        "/api/onboarding/bots",
+        "ListBots",
+        "List the workspace's onboarding bots.",
+        tag="Onboarding bots",
+    ),
+    RestRoute(
+        "POST",
+        "/api/onboarding/bots",
+        "ConnectBot",
+        "Connect a Telegram bot: the token is checked with getMe and stored encrypted.",
+        body="input",
+        status=201,
+        writes=True,
+        tag="Onboarding bots",
+        example={"botToken": "123456789:AAExampleExampleExampleExample1234"},
+    ),
 )

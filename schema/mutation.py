@@ -14,7 +14,7 @@ from strawberry.types import Info
 from domain.errors import InvalidInput
 from domain.referral_apply import Application
 from domain.workspaces import Registration
-from resolvers import billing, leads, referrals, workspace
+from resolvers import billing, bots, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import (
     BillingModule,
@@ -23,6 +23,7 @@ from schema.billing import (
     TransferResult,
     TronTransferInput,
 )
+from schema.bots import Bot, ConnectBotInput
 from schema.extensions import Transaction
 from schema.inputs import (
     ActivityInput,
@@ -345,6 +346,12 @@ class Mutation:
             ),
         )
         return ApplicationReceipt(status="received")
+
+    @mutation(CanWrite, "Connect a Telegram bot by its token.", module="onboarding")
+    async def connect_bot(
+        self, info: Info[Context, None], input: ConnectBotInput
+    ) -> Bot:
+        return Bot.from_view(await bots.connect_bot(info.context, input.bot_token))
 
 
 def _fields(input: Any) -> dict[str, Any]:

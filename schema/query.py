@@ -3,9 +3,10 @@
 import strawberry
 from strawberry.types import Info
 
-from resolvers import leads, referrals, workspace
+from resolvers import bots, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import Billing
+from schema.bots import Bot
 from schema.permissions import SignedIn, allow
 from schema.referrals import CommissionPlan, Conversion, Partner
 from schema.types import Lead, LeadPage, Member, PipelineStage, Workspace
@@ -68,6 +69,10 @@ class Query:
     async def conversions(self, info: Info[Context, None]) -> list[Conversion]:
         rows = await referrals.conversions(info.context)
         return [Conversion.from_row(row) for row in rows]
+
+    @strawberry.field(extensions=allow(SignedIn, module="onboarding"))
+    async def onboarding_bots(self, info: Info[Context, None]) -> list[Bot]:
+        return [Bot.from_view(view) for view in await bots.list_bots(info.context)]
 
     @strawberry.field(extensions=allow(SignedIn))
     async def billing(self) -> Billing:

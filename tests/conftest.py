@@ -31,6 +31,8 @@ from tronpy.keys import PrivateKey
 from db.engine import RequestSession
 from ibhq.app import create_app
 from ibhq.settings import Settings
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.loopback import serve_loopback
 from tests.support.databases import test_database
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-the-check"
@@ -107,6 +109,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "tron_wallets": f"{WALLET},{SECOND_WALLET}",
         "billing_webhook_secret": WEBHOOK_SECRET,
         "subscription_poll_seconds": 0.05,
+        # A closed loopback port: an app that is not given the fake Bot API
+        # fails to reach Telegram instead of reaching the real one.
+        "telegram_api_url": "http://127.0.0.1:9",
         # Cheap hashing keeps the many sign-ins of the suite fast.
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
@@ -166,10 +171,21 @@ async def serve_app(settings: Settings, clock: FakeClock) -> AsyncIterator[Serve
 
 
 @pytest_asyncio.fixture(scope="session")
+async def bot_api() -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API that the session's server talks to."""
+    fake = FakeBotApi()
+    async with serve_loopback(fake.app()) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest_asyncio.fixture(scope="session")
 async def server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, bot_api: FakeBotApi
 ) -> AsyncIterator[Server]:
-    settings = make_settings(database_url, tmp_path_factory.mktemp("data"))
+    settings = make_settings(
+        database_url, tmp_path_factory.mktemp("data"), telegram_api_url=bot_api.url
+    )
     async with serve_app(settings, FakeClock()) as running:
         yield running
 

@@ -1008,6 +1008,7 @@ async def run_gate(server: Server, workspace: Workspace) -> Any:
             client_address="127.0.0.1",
             effects=ResponseEffects(),
             sessions=server.sessions,
+            bot_api=server.app.state.services.bot_api,
         )
         return await GATE_SCHEMA.execute("{ gated }", context_value=context)
     finally:

@@ -30,6 +30,7 @@ from rest_compat.operations import load_operations
 from rest_compat.routes import ROUTES, SPREAD_BODY, RestRoute
 from schema import build_schema
 from tests.conftest import Server, Workspace, register, signed_headers
+from tests.fakes.bot_api import FakeBotApi
 
 SIGN_IN_MESSAGE = "Sign in to use this endpoint"
 ROLE_MESSAGE = "This action needs the owner or admin role"
@@ -132,11 +133,14 @@ def headers_for(route: RestRoute, content: bytes, content_type: str) -> dict[str
 
 
 async def call(
-    client: httpx.AsyncClient, route: RestRoute, path: str
+    client: httpx.AsyncClient,
+    route: RestRoute,
+    path: str,
+    body: dict[str, Any] | None = None,
 ) -> httpx.Response:
     if route.body is None:
         return await client.request(route.method, path)
-    content = json.dumps(route.example).encode()
+    content = json.dumps(body or route.example).encode()
     return await client.request(
         route.method,
         path,
@@ -196,9 +200,20 @@ async def test_route_session_before_body(
     assert response.json() == {"error": SIGN_IN_MESSAGE}
 
 
+def fresh_body(route: RestRoute, bot_api: FakeBotApi) -> dict[str, Any] | None:
+    """Return a body that can succeed once, for routes whose example cannot."""
+    if route.operation == "ConnectBot":
+        # A bot connects to one workspace only, so each call needs a new one.
+        return {"botToken": bot_api.add_bot(f"matrix_{uuid.uuid4().hex[:8]}_bot")}
+    return None
+
+
 @pytest.mark.parametrize("route", PRIVATE_ROUTES, ids=route_id)
 async def test_route_as_other_tenant(
-    workspace: Workspace, other_workspace: Workspace, route: RestRoute
+    workspace: Workspace,
+    other_workspace: Workspace,
+    route: RestRoute,
+    bot_api: FakeBotApi,
 ) -> None:
     objects = await create_objects(workspace, route)
     body_object = BODY_OBJECTS.get(route.operation)
@@ -206,7 +221,9 @@ async def test_route_as_other_tenant(
         await body_object[0](workspace.owner)
     before = await workspace_state(workspace, objects)
 
-    response = await call(other_workspace.owner, route, objects.path(route))
+    response = await call(
+        other_workspace.owner, route, objects.path(route), fresh_body(route, bot_api)
+    )
 
     if body_object is not None:
         assert response.status_code == 400, response.text
