@@ -359,6 +359,8 @@ class TelegramBot(TenantScoped, Base):
     token_encrypted: Mapped[str] = mapped_column(Text)
     # The bot id and the token's last characters, safe to show.
     token_hint: Mapped[str] = mapped_column(String(40))
+    # The onboarding flow: a list of steps, replaced as a whole.
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     mode: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(String(500))

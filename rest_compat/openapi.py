@@ -182,6 +182,8 @@ def _body_schema(route: RestRoute, schema: GraphQLSchema) -> dict[str, Any]:
     properties = {}
     required = []
     for name, spec in operation.variables.items():
+        if name in route.path_params:
+            continue
         type_ = type_from_ast(schema, spec.type)
         properties[name] = _schema_of(type_)
         if isinstance(type_, GraphQLNonNull) and not spec.has_default:

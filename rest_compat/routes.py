@@ -215,4 +215,26 @@ ROUTES: tuple[RestRoute, ...] = (
         tag="Onboarding bots",
         example={"botToken": "123456789:AAExampleExampleExampleExample1234"},
     ),
+    RestRoute(
+        "PUT",
+        "/api/onboarding/bots/{botId}/steps",
+        "SetBotSteps",
+        "Replace the bot's whole step list; an invalid list saves nothing.",
+        body=SPREAD_BODY,
+        writes=True,
+        tag="Onboarding bots",
+        example={
+            "steps": [
+                {"key": "hello", "type": "message", "text": "Welcome to <b>Acme</b>!"},
+                {
+                    "key": "email",
+                    "type": "question",
+                    "text": "What is your email?",
+                    "field": "email",
+                    "check": "email",
+                },
+                {"key": "bye", "type": "end", "text": "Thanks, we will be in touch."},
+            ]
+        },
+    ),
 )

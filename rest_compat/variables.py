@@ -96,7 +96,9 @@ def _coerce(prefix: list[str | int], value: Any, type_: GraphQLInputType) -> Non
         problems.append(_describe([*prefix, *path], error))
 
     _check_arrays(value, type_, prefix, problems)
-    validate_input_value(value, type_, on_error, hide_suggestions=True)
+    if not problems:
+        # GraphQL would also describe a lone value in its own words.
+        validate_input_value(value, type_, on_error, hide_suggestions=True)
     if problems:
         raise BadRequest("; ".join(problems[:5]))
 

@@ -7,6 +7,7 @@ from typing import Self
 import strawberry
 
 from domain.bots import BotView
+from domain.flows import Button, Step
 from schema.scalars import BigInt
 
 
@@ -53,3 +54,106 @@ class Bot:
 @strawberry.input
 class ConnectBotInput:
     bot_token: str
+
+
+@strawberry.enum
+class StepType(Enum):
+    message = "message"
+    question = "question"
+    choice = "choice"
+    contact = "contact"
+    link = "link"
+    end = "end"
+
+
+@strawberry.enum
+class AnswerCheck(Enum):
+    email = "email"
+    phone = "phone"
+    number = "number"
+    text = "text"
+    regex = "regex"
+
+
+@strawberry.type(description="A button: a link, or an answer to a choice.")
+class BotButton:
+    text: str
+    url: str | None
+    value: str | None
+    next: str | None
+
+
+@strawberry.type(description="One step of an onboarding flow.")
+class BotStep:
+    key: str
+    type: StepType
+    text: str | None
+    buttons: list[BotButton]
+    field: str | None
+    check: AnswerCheck | None
+    pattern: str | None
+    retry_text: str | None
+    url: str | None
+    next: str | None
+
+    @classmethod
+    def from_step(cls, step: Step) -> Self:
+        return cls(
+            key=step.key,
+            type=StepType(step.type),
+            text=step.text,
+            buttons=[
+                BotButton(text=b.text, url=b.url, value=b.value, next=b.next)
+                for b in step.buttons
+            ],
+            field=step.field,
+            check=AnswerCheck(step.check) if step.check else None,
+            pattern=step.pattern,
+            retry_text=step.retry_text,
+            url=step.url,
+            next=step.next,
+        )
+
+
+@strawberry.input
+class BotButtonInput:
+    text: str
+    url: str | None = None
+    value: str | None = None
+    next: str | None = None
+
+
+@strawberry.input(
+    description="A step. message: text and link buttons; question: text, field, "
+    "check (regex needs pattern) and retryText; choice: text and answer buttons, "
+    "each may jump to a step; contact: text; link: text and a url that may use "
+    "{partnerCode} and captured fields; end: optional text."
+)
+class BotStepInput:
+    key: str
+    type: StepType
+    text: str | None = None
+    buttons: list[BotButtonInput] | None = None
+    field: str | None = None
+    check: AnswerCheck | None = None
+    pattern: str | None = None
+    retry_text: str | None = None
+    url: str | None = None
+    next: str | None = None
+
+    def to_step(self) -> Step:
+        return Step(
+            key=self.key,
+            type=self.type.value,
+            text=self.text,
+            buttons=tuple(
+                Button(text=b.text, url=b.url, value=b.value, next=b.next)
+                for b in self.buttons or ()
+            ),
+            field=self.field,
+            check=self.check.value if self.check else None,
+            pattern=self.pattern,
+            retry_text=self.retry_text,
+            url=self.url,
+            next=self.next,
+        )

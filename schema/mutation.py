@@ -23,7 +23,7 @@ from schema.billing import (
     TransferResult,
     TronTransferInput,
 )
-from schema.bots import Bot, ConnectBotInput
+from schema.bots import Bot, BotStep, BotStepInput, ConnectBotInput
 from schema.extensions import Transaction
 from schema.inputs import (
     ActivityInput,
@@ -352,6 +352,22 @@ class Mutation:
         self, info: Info[Context, None], input: ConnectBotInput
     ) -> Bot:
         return Bot.from_view(await bots.connect_bot(info.context, input.bot_token))
+
+    @mutation(
+        CanWrite,
+        "Replace a bot's whole flow; an invalid list saves nothing.",
+        module="onboarding",
+    )
+    async def set_bot_steps(
+        self,
+        info: Info[Context, None],
+        bot_id: strawberry.ID,
+        steps: list[BotStepInput],
+    ) -> list[BotStep]:
+        saved = await bots.set_steps(
+            info.context, bot_id, [step.to_step() for step in steps]
+        )
+        return [BotStep.from_step(step) for step in saved]
 
 
 def _fields(input: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from strawberry.types import Info
 from resolvers import bots, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import Billing
-from schema.bots import Bot
+from schema.bots import Bot, BotStep
 from schema.permissions import SignedIn, allow
 from schema.referrals import CommissionPlan, Conversion, Partner
 from schema.types import Lead, LeadPage, Member, PipelineStage, Workspace
@@ -73,6 +73,13 @@ class Query:
     @strawberry.field(extensions=allow(SignedIn, module="onboarding"))
     async def onboarding_bots(self, info: Info[Context, None]) -> list[Bot]:
         return [Bot.from_view(view) for view in await bots.list_bots(info.context)]
+
+    @strawberry.field(extensions=allow(SignedIn, module="onboarding"))
+    async def bot_steps(
+        self, info: Info[Context, None], bot_id: strawberry.ID
+    ) -> list[BotStep]:
+        steps = await bots.steps_of(info.context, bot_id)
+        return [BotStep.from_step(step) for step in steps]
 
     @strawberry.field(extensions=allow(SignedIn))
     async def billing(self) -> Billing:

@@ -160,11 +160,15 @@ def required_fields(operation_name: str, variable: str) -> list[str]:
     graphql_schema = build_schema()._schema
     variables = load_operations()[operation_name].variables
     if variable == SPREAD_BODY:
+        path_params = next(
+            route.path_params for route in ROUTES if route.operation == operation_name
+        )
         return [
             name
             for name, spec in variables.items()
             if isinstance(type_from_ast(graphql_schema, spec.type), GraphQLNonNull)
             and not spec.has_default
+            and name not in path_params
         ]
     spec = variables[variable]
     type_ = get_named_type(type_from_ast(graphql_schema, spec.type))

@@ -17,6 +17,7 @@ import pytest_asyncio
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLScalarType,
     Undefined,
@@ -85,8 +86,33 @@ BODY_OBJECTS: dict[str, tuple[Callable[[httpx.AsyncClient], Awaitable[str]], str
     ),
 }
 
+# The session's fake Bot API, for factories that must make a bot Telegram knows.
+FAKES: dict[str, FakeBotApi] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remember_bot_api(bot_api: FakeBotApi) -> None:
+    FAKES["bot_api"] = bot_api
+
+
+async def create_bot(client: httpx.AsyncClient) -> str:
+    token = FAKES["bot_api"].add_bot(f"path_{uuid.uuid4().hex[:8]}_bot")
+    response = await client.post("/api/onboarding/bots", json={"botToken": token})
+    assert response.status_code == 201, response.text
+    bot_id: str = response.json()["id"]
+    return bot_id
+
+
+# A GraphQL GET that reads a bot's steps; braces are percent-encoded, so the
+# path survives str.format.
+BOT_STEPS_PATH = (
+    "/graphql?query=%7B%20botSteps(botId%3A%20%22{id}%22)%20"
+    "%7B%20key%20type%20text%20%7D%20%7D"
+)
+
 PATH_OBJECTS: dict[str, PathObject] = {
     "leadId": PathObject("Lead", create_lead, "/api/leads/{id}"),
+    "botId": PathObject("Bot", create_bot, BOT_STEPS_PATH),
 }
 
 
@@ -309,6 +335,7 @@ def body_fields(route: RestRoute) -> dict[str, BodyField]:
         return {
             name: BodyField(type_from_ast(GRAPHQL_SCHEMA, spec.type), spec.has_default)
             for name, spec in operation.variables.items()
+            if name not in route.path_params
         }
     type_ = get_named_type(
         type_from_ast(GRAPHQL_SCHEMA, operation.variables[route.body].type)
@@ -353,6 +380,18 @@ def derived_bad_bodies(route: RestRoute) -> list[BadBody]:
         )
     for name in route.example:
         named = get_named_type(fields[name].type)
+        field_type = fields[name].type
+        if isinstance(field_type, GraphQLNonNull):
+            field_type = field_type.of_type
+        if isinstance(field_type, GraphQLList):
+            cases.append(
+                BadBody(
+                    "wrong-type",
+                    json.dumps({**route.example, name: 12345}).encode(),
+                    f"Field '{name}' must be a JSON array",
+                )
+            )
+            break
         if isinstance(named, GraphQLScalarType) and named.name == "String":
             message = "String cannot represent a non string value: 12345"
         elif isinstance(named, GraphQLEnumType):

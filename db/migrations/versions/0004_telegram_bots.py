@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("token_encrypted", sa.Text(), nullable=False),
         sa.Column("token_hint", sa.String(length=40), nullable=False),
+        sa.Column("steps", sa.JSON(), nullable=False),
         sa.Column("mode", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("last_error", sa.String(length=500), nullable=True),
