@@ -114,9 +114,11 @@ def validate_steps(steps: Sequence[Step]) -> list[Step]:
     cleaned = []
     for index, step in enumerate(steps, start=1):
         where = f"step {index} ('{step.key}')"
-        cleaned.append(_check_step(step, where, set(keys), fields))
-        if step.field:
-            fields.add(step.field)
+        checked = _check_step(step, where, set(keys), fields)
+        cleaned.append(checked)
+        # The checked step, so a default field such as a contact's phone counts.
+        if checked.field:
+            fields.add(checked.field)
     return cleaned
 
 

@@ -53,6 +53,9 @@ class _Checker(HTMLParser):
         raise InvalidTelegramHtml(f"the tag <{tag}/> is not one Telegram accepts")
 
     def handle_data(self, data: str) -> None:
+        # Raw text, before entities are decoded: an escaped &lt; is fine.
+        if "<" in data:
+            raise InvalidTelegramHtml("a bare < must be written &lt;")
         self.visible.append(data)
 
     def handle_entityref(self, name: str) -> None:
@@ -94,8 +97,6 @@ def visible_length(text: str) -> int:
     checker.close()
     if checker.open:
         raise InvalidTelegramHtml(f"<{checker.open[-1]}> is never closed")
-    if "<" in "".join(checker.visible):
-        raise InvalidTelegramHtml("a bare < must be written &lt;")
     return len("".join(checker.visible))
 
 
