@@ -1,9 +1,9 @@
 """Conversions and the multi-level commissions they pay.
 
 Invariants:
-- Commissions are exact decimals rounded half-up to the currency's places,
-  and a conversion's commissions never sum to more than its value times the
-  rates used; rounding excess is taken back from the deepest levels first.
+- Commissions are exact decimals rounded half-up to the currency's places.
+  A conversion's commissions never sum to more than its value times the rates
+  used, because any rounding excess is taken back from the deepest levels.
 - Nothing is deleted: voiding a conversion voids its unpaid commissions and
   adds a negative reversal for each paid one, to be settled with the next
   payout.

@@ -35,9 +35,9 @@ def route_endpoint(route: RestRoute, schema: IbhqSchema) -> Endpoint:
             if not route.public and context.viewer is None:
                 return error_response(401, "Sign in to use this endpoint")
             if route.signed_webhook:
-                refusal = await _verify_webhook(request)
-                if refusal is not None:
-                    return refusal
+                rejection = await _verify_webhook(request)
+                if rejection is not None:
+                    return rejection
                 context = replace(context, webhook_verified=True)
             try:
                 variables = await _variables(request, route, operation, schema)
@@ -66,10 +66,10 @@ class UnsupportedMediaType(Exception):
 
 
 async def _verify_webhook(request: Request) -> Response | None:
-    """Check the Standard Webhooks signature; return the refusal, or None if valid."""
+    """Check the Standard Webhooks signature; return the error response, or None."""
     settings = services_of(request).settings
     if settings.billing_webhook_secret is None:
-        logger.error("webhook call refused: IBHQ_BILLING_WEBHOOK_SECRET is not set")
+        logger.error("webhook call rejected: IBHQ_BILLING_WEBHOOK_SECRET is not set")
         return error_response(503, "The billing webhook is not configured")
     try:
         body = await read_body(request, settings.max_body_bytes)
@@ -79,7 +79,7 @@ async def _verify_webhook(request: Request) -> Response | None:
     try:
         verifier.verify(body, dict(request.headers), json_parse=False)
     except WebhookVerificationError as error:
-        logger.warning("webhook call refused: %s", error)
+        logger.warning("webhook call rejected: %s", error)
         return error_response(401, f"Invalid webhook signature: {error}")
     return None
 
