@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option that picks how a SQLite transaction begins: "immediate"
+# (the default) takes the write lock at once, "deferred" reads without it.
+BEGIN_MODE = "sqlite_begin"
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -61,7 +64,8 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(BEGIN_MODE, "immediate")
+        connection.exec_driver_sql("BEGIN" if mode == "deferred" else "BEGIN IMMEDIATE")
 
 
 def _lower(value: object) -> object:
@@ -106,6 +110,26 @@ class RequestSession(AsyncSession):
     async def delete(self, instance: object) -> None:
         async with self._lock:
             await super().delete(instance)
+
+    async def begin_reads(self) -> None:
+        """End the current transaction; the next one only reads.
+
+        On SQLite it begins deferred, so it neither waits for nor holds the
+        write lock. A write inside it could fail with SQLITE_BUSY under
+        contention, so code that writes calls ``begin_writes`` first.
+        """
+        await self._next_begin("deferred")
+
+    async def begin_writes(self) -> None:
+        """End the current transaction; the next one takes the write lock."""
+        await self._next_begin("immediate")
+
+    async def _next_begin(self, mode: str) -> None:
+        await self.commit()
+        # Session-level execution options reach the connection of every
+        # transaction the session begins from now on.
+        sync = self.sync_session
+        sync.execution_options = sync.execution_options.union({BEGIN_MODE: mode})
 
 
 SessionFactory = Callable[[], RequestSession]

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from math import ceil
 
@@ -92,10 +92,11 @@ async def issue_session(
 async def resolve_session(
     session: AsyncSession, token: str, *, now: datetime, lifetime: timedelta
 ) -> tuple[Viewer, bool] | None:
-    """Find the viewer for a session token, sliding its expiry forward.
+    """Find the viewer for a session token; only reads.
 
-    Returns the viewer and whether the expiry moved (so the cookie must be set
-    again), or None when the token is unknown, expired or its user removed.
+    Returns the viewer and whether its expiry is due to slide forward (see
+    ``extend_session``), or None when the token is unknown, expired or its
+    user removed.
     """
     if not token or len(token) > 200:
         return None
@@ -114,11 +115,7 @@ async def resolve_session(
         return None
     auth_session, user = row
 
-    refreshed = now + lifetime - auth_session.expires_at >= SESSION_REFRESH_INTERVAL
-    if refreshed:
-        auth_session.expires_at = now + lifetime
-        await session.flush()
-
+    refresh_due = now + lifetime - auth_session.expires_at >= SESSION_REFRESH_INTERVAL
     viewer = Viewer(
         user_id=user.id,
         tenant_id=user.tenant_id,
@@ -128,7 +125,20 @@ async def resolve_session(
         session_id=auth_session.id,
         session_expires_at=auth_session.expires_at,
     )
-    return viewer, refreshed
+    return viewer, refresh_due
+
+
+async def extend_session(
+    session: AsyncSession, viewer: Viewer, *, now: datetime, lifetime: timedelta
+) -> Viewer:
+    """Slide a session's expiry to ``now + lifetime``; return the viewer with it."""
+    expires_at = now + lifetime
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == viewer.session_id)
+        .values(expires_at=expires_at)
+    )
+    return replace(viewer, session_expires_at=expires_at)
 
 
 async def end_session(session: AsyncSession, token: str) -> None:

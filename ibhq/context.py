@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from db.engine import RequestSession
 from db.tenancy import TENANT_KEY
-from domain.auth import resolve_session
+from domain.auth import extend_session, resolve_session
 from domain.clock import Clock
 from domain.telegram import BotApi
 from ibhq.logs import tenant_id_var
@@ -53,16 +53,21 @@ async def request_context(connection: HTTPConnection) -> AsyncIterator[Context]:
     try:
         viewer = None
         token = connection.cookies.get(settings.session_cookie_name)
+        # The lookup and the operation read without SQLite's write lock;
+        # mutations, and the once-a-day session refresh, take it.
+        await db.begin_reads()
         if token:
-            found = await resolve_session(
-                db, token, now=services.clock.now(), lifetime=settings.session_lifetime
-            )
-            # Ending this short transaction releases SQLite's write lock before
-            # the operation runs, which may open sessions of its own.
-            await db.commit()
+            now = services.clock.now()
+            lifetime = settings.session_lifetime
+            found = await resolve_session(db, token, now=now, lifetime=lifetime)
             if found is not None:
-                viewer, refreshed = found
-                if refreshed:
+                viewer, refresh_due = found
+                if refresh_due:
+                    await db.begin_writes()
+                    viewer = await extend_session(
+                        db, viewer, now=now, lifetime=lifetime
+                    )
+                    await db.begin_reads()
                     effects.cookies.append(
                         PendingCookie(
                             settings.session_cookie_name,

@@ -133,7 +133,12 @@ def _copy(
 
 
 class Transaction(FieldExtension):
-    """Commit the request's session when a mutation succeeds, roll back when not."""
+    """Run a mutation in a write transaction of its own.
+
+    The transaction commits when the mutation succeeds and rolls back when not.
+    On SQLite it holds the write lock from its first statement, so a mutation
+    that writes through sessions of its own must not also use the request's.
+    """
 
     async def resolve_async(
         self,
@@ -143,6 +148,7 @@ class Transaction(FieldExtension):
         **kwargs: Any,
     ) -> Any:
         db = info.context.db
+        await db.begin_writes()
         try:
             result = await next_(source, info, **kwargs)
         except BaseException:
