@@ -46,8 +46,8 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
     # The pysqlite driver opens transactions lazily and on its own terms. Taking
     # control lets a transaction start with BEGIN IMMEDIATE (the default), so
     # writers queue on the busy timeout instead of failing with SQLITE_BUSY when
-    # a read transaction later tries to write. A session that only reads asks
-    # for a deferred BEGIN (RequestSession.begin_reads) and takes no lock.
+    # a read transaction later tries to write. A session that only reads requests
+    # a deferred BEGIN (RequestSession.begin_reads) and takes no lock.
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from domain.errors import InvalidInput
 
 MIN_PASSWORD_LENGTH = 8
-# Hashing cost grows with length; nobody types a passphrase this long.
+# Hashing cost grows with length; longer passphrases are not expected.
 MAX_PASSWORD_LENGTH = 1024
 
 _hasher = PasswordHasher()
@@ -61,7 +61,7 @@ def verify_password(stored_hash: str, password: str) -> bool:
 
 
 async def hash_in_thread(password: str) -> str:
-    """Hash in a worker thread: argon2 holds the CPU for tens of milliseconds."""
+    """Hash in a worker thread: argon2 uses the CPU for tens of milliseconds."""
     return await asyncio.to_thread(hash_password, password)
 
 

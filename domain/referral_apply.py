@@ -1,7 +1,7 @@
 """The public referral application, sent from a partner's landing page.
 
 It is the one write open to the internet, so it is rate limited per client
-address and per workspace, answers the same 400 for an unknown workspace,
+address and per workspace, returns the same 400 for an unknown workspace,
 an unknown partner code and a suspended partner, creates nothing for a
 filled honeypot field, refuses browser origins the workspace has not allowed,
 and turns a repeat within a day into the same lead.
@@ -46,7 +46,7 @@ class Application:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """What happened; ``allowed_origin`` is the origin to grant CORS to."""
+    """The outcome of an application, with the origin to grant CORS to, if any."""
 
     lead_id: uuid.UUID | None
     conversion_id: uuid.UUID | None

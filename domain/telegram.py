@@ -16,7 +16,7 @@ class TelegramRejected(Exception):
 
 
 class TelegramUnavailable(Exception):
-    """Telegram could not be reached or answered with a server error."""
+    """Telegram could not be reached or returned a server error."""
 
 
 class BotApi(Protocol):

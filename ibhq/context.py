@@ -26,7 +26,7 @@ from resolvers.loaders import Loaders
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What the app shares across requests."""
+    """The services an app shares across requests."""
 
     settings: Settings
     sessions: async_sessionmaker[RequestSession]

@@ -32,7 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(Exception):
-    """A setting is missing or invalid; the message says which and how to fix it."""
+    """A setting is missing or invalid; the message names it and the fix."""
 
 
 class Settings(BaseSettings):

@@ -50,7 +50,7 @@ class PendingCookie:
 
 @dataclass(slots=True)
 class ResponseEffects:
-    """What a resolver asks the transport to add to the HTTP response."""
+    """Cookies and headers that a resolver adds to the HTTP response."""
 
     cookies: list[PendingCookie] = field(default_factory=list)
     # The browser origin to grant with Access-Control-Allow-Origin, if any.

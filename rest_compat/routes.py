@@ -18,7 +18,7 @@ class RestRoute:
     # SPREAD_BODY passes each field of the body as a variable of its own.
     body: str | None = None
     status: int = 200
-    # A route that answers 204 sends no body, whatever the operation returns.
+    # A route whose status is 204 sends no body, whatever the operation returns.
     public: bool = False
     writes: bool = False
     tag: str = "CRM"

@@ -20,7 +20,7 @@ from rest_compat.operations import Operation
 
 
 class BadRequest(Exception):
-    """The request cannot become valid variables; the message says why."""
+    """The request cannot become valid variables; the message explains why."""
 
 
 UNKNOWN_FIELD = re.compile(r"not to include unknown field '(\w+)'")

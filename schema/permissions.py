@@ -2,7 +2,7 @@
 
 Every mutation must declare one of these; a schema test enforces it. A field
 of an add-on module also declares its module, so a module that is turned off
-answers FORBIDDEN from this one place.
+returns FORBIDDEN from this one place.
 """
 
 from typing import Any
@@ -85,7 +85,7 @@ class ModuleEnabled(BasePermission):
 class ModuleEnabledForSlug(BasePermission):
     """For a public field: the module is on in the workspace its input names.
 
-    An unknown workspace passes, so that the resolver answers it with the
+    An unknown workspace passes, so that the resolver rejects it with the
     same message as any other unknown input.
     """
 
