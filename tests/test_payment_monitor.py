@@ -543,8 +543,9 @@ async def test_monitor_loop_survives_errors(
     task = asyncio.create_task(
         run_payment_monitor(server.sessions, config, clock=server.clock)
     )
+
     try:
-        await wait_until(lambda: _paid(server, payment["id"]))
+        await wait_until(lambda: _paid_and_relayed(server, payment["id"], relay))
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -555,6 +556,14 @@ async def test_monitor_loop_survives_errors(
 
 async def _paid(server: Server, payment_id: str) -> bool:
     return (await payment_row(server, payment_id)).status == "paid"
+
+
+async def _paid_and_relayed(
+    server: Server, payment_id: str, relay: WebhookRelay
+) -> bool:
+    # The payment turns paid before the relay records the delivery, which
+    # happens only once the webhook's response has reached the relay.
+    return await _paid(server, payment_id) and bool(relay.delivered())
 
 
 async def wait_until(
@@ -595,7 +604,7 @@ async def test_workers_run_monitor_from_settings(
 
     task = asyncio.create_task(run_workers(server.sessions, config))
     try:
-        await wait_until(lambda: _paid(server, payment["id"]))
+        await wait_until(lambda: _paid_and_relayed(server, payment["id"], relay))
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -803,5 +812,5 @@ async def test_serve_runs_monitor_when_configured(
         workers=True,
     )
     async with serve_loopback(app, lifespan=True):
-        await wait_until(lambda: _paid(server, payment["id"]))
+        await wait_until(lambda: _paid_and_relayed(server, payment["id"], relay))
     assert relay.delivered() == [txid]
