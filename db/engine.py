@@ -77,7 +77,7 @@ class RequestSession(AsyncSession):
     """An AsyncSession that serialises its own database calls.
 
     GraphQL resolves sibling fields and data loader batches concurrently, but a
-    session holds one connection that can run one statement at a time.
+    session uses one connection that can run one statement at a time.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,7 +1,7 @@
 """Tenant scoping for ORM sessions.
 
 Invariants:
-- A session made by ``scoped_session(tenant_id)`` sees and writes only rows of
+- A session made by ``scoped_session(tenant_id)`` reads and writes only rows of
   that tenant: every ORM SELECT, UPDATE and DELETE on a ``TenantScoped`` model
   gets ``tenant_id = :tenant`` added, and new rows are stamped with it.
 - A session scoped to ``None`` (an anonymous request) sees no tenant rows at all.
@@ -13,12 +13,12 @@ Invariants:
 import uuid
 from typing import Any
 
-from sqlalchemy import event, false
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import event, false, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from db.engine import RequestSession
-from db.models import TenantScoped
+from db.models import Tenant, TenantScoped
 
 TENANT_KEY = "tenant_id"
 # Execution option for the rare read that must see every tenant, such as the
@@ -36,6 +36,17 @@ def scoped_session(
     session = factory()
     session.info[TENANT_KEY] = tenant_id
     return session
+
+
+async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Lock the tenant's row until the transaction ends (PostgreSQL).
+
+    Writes that check a workspace-wide invariant first take this lock, so two
+    of them cannot both pass the check. SQLite already serialises writers.
+    """
+    await session.execute(
+        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
+    )
 
 
 def unscoped_session(factory: async_sessionmaker[RequestSession]) -> RequestSession:

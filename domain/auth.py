@@ -162,7 +162,7 @@ async def sign_in(
     ``Unauthenticated`` for any credential failure. Commits the reads before
     hashing; the caller commits the rest, failure counts included.
     """
-    # The key holds a digest, so an email of any length makes a short key.
+    # The key is a digest, so an email of any length makes a short key.
     email_key = "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
     address_key = f"address:{client_address}"
     await _check_not_blocked(session, [email_key, address_key], now=now)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ModuleEntitlement, Payment, Tenant, TronTransfer
-from db.tenancy import SKIP_SCOPE_OPTION
+from db.tenancy import SKIP_SCOPE_OPTION, lock_tenant
 from domain.errors import DomainError, ErrorCode, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -188,9 +188,7 @@ async def set_module_enabled(
     module = parse_module(module)
     # Lock the tenant row, so that concurrent first toggles create one
     # entitlement row between them, not one each.
-    await session.execute(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
-    )
+    await lock_tenant(session, tenant_id)
     state = (await module_states(session, tenant_id, config))[module]
     if enabled and not ModuleState(
         module, True, state.trial_ends_at, state.paid_until, state.price
@@ -456,9 +454,7 @@ async def extend_module(
     two payments credited at once both count instead of one overwriting the
     other's extension, and only one of them creates a missing entitlement row.
     """
-    await session.execute(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
-    )
+    await lock_tenant(session, tenant_id)
     row = (
         await session.execute(
             select(ModuleEntitlement).where(

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import RequestSession
 from db.models import Lead, Tenant
-from db.tenancy import scoped_session
+from db.tenancy import lock_tenant, scoped_session
 from domain import commissions, leads, ratelimits
 from domain.errors import Forbidden, InvalidInput
-from domain.referrals import find_by_code, get_plan, lock_tenant
+from domain.referrals import find_by_code, get_plan
 from domain.timeline import add_system_entry
 from domain.validation import clean_text, normalize_email
 

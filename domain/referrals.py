@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Partner, ReferralSettings, Tenant
+from db.models import Partner, ReferralSettings
+from db.tenancy import lock_tenant
 from domain.errors import InvalidInput, NotFound
 from domain.validation import clean_text, normalize_email, optional_text
 
@@ -38,12 +39,6 @@ EDITABLE_FIELDS = frozenset({"name", "email", "status", "parent_code", "rate_ove
 class Plan:
     rates: tuple[Decimal, ...]
     allowed_origins: tuple[str, ...]
-
-
-async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    await session.execute(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
-    )
 
 
 async def get_plan(session: AsyncSession) -> Plan:

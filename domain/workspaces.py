@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuthSession, Tenant, User
+from db.tenancy import lock_tenant
 from domain.auth import Viewer
 from domain.billing import seed_entitlements
 from domain.errors import Forbidden, InvalidInput, NotFound
@@ -261,19 +262,13 @@ async def _check_not_last_owner(session: AsyncSession, action: str) -> None:
         )
 
 
-async def _lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    await session.execute(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
-    )
-
-
 async def _lock_as_current(session: AsyncSession, viewer: Viewer) -> Viewer:
     """Lock the tenant row, then return the viewer with its role as now stored.
 
     The viewer was resolved when the request started, so a role change that
     another request committed since then is not in it.
     """
-    await _lock_tenant(session, viewer.tenant_id)
+    await lock_tenant(session, viewer.tenant_id)
     role = await session.scalar(
         select(User.role).where(User.id == viewer.user_id, User.removed_at.is_(None))
     )

@@ -135,7 +135,7 @@ async def signout(request: Request) -> Response:
 
 
 async def signin_page(request: Request) -> Response:
-    """A plain sign-in form, for people who reach the flow in a browser."""
+    """Render a plain sign-in form, for people who reach the flow in a browser."""
     settings = services_of(request).settings
     token = _valid_csrf_cookie(request, settings) or secrets.token_hex(32)
     error = request.query_params.get("error")

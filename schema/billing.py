@@ -28,7 +28,7 @@ class BillingModule:
     module: str
     enabled: bool = strawberry.field(description="Switched on by the workspace.")
     active: bool = strawberry.field(
-        description="Enabled and in trial or paid for: its APIs answer."
+        description="Enabled and in trial or paid for: its APIs respond."
     )
     trial_ends_at: datetime
     paid_until: datetime | None

@@ -86,7 +86,7 @@ BODY_OBJECTS: dict[str, tuple[Callable[[httpx.AsyncClient], Awaitable[str]], str
     ),
 }
 
-# The session's fake Bot API, for factories that must make a bot Telegram knows.
+# The session's fake Bot API, for factories that need a bot the fake accepts.
 FAKES: dict[str, FakeBotApi] = {}
 
 

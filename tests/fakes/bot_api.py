@@ -1,6 +1,6 @@
 """A loopback fake of the Telegram Bot API, in its real HTTP wire format.
 
-Tokens the test registers answer getMe with their bot; any other token gets
+getMe returns the bot for a token the test registered; any other token gets
 Telegram's 401. Every call is recorded, so tests can check what was sent.
 """
 
