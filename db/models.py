@@ -111,6 +111,14 @@ class PipelineStage(TenantScoped, Base):
 class Lead(TenantScoped, Base):
     __tablename__ = "leads"
     __table_args__ = (
+        Index(
+            "uq_leads_tenant_telegram_user",
+            "tenant_id",
+            "telegram_user_id",
+            unique=True,
+            sqlite_where=text("telegram_user_id IS NOT NULL"),
+            postgresql_where=text("telegram_user_id IS NOT NULL"),
+        ),
         ForeignKeyConstraint(
             ["tenant_id", "pipeline_stage"],
             ["pipeline_stages.tenant_id", "pipeline_stages.key"],
@@ -143,6 +151,10 @@ class Lead(TenantScoped, Base):
     bot_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("telegram_bots.id", ondelete="SET NULL"), index=True
     )
+    # The Telegram user behind the lead: one lead per user and workspace.
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the lead came from: the /start payload of a deep link, for example.
+    attribution: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -364,5 +376,126 @@ class TelegramBot(TenantScoped, Base):
     mode: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # The unguessable last part of the webhook's path, while in webhook mode.
+    webhook_path: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # SHA-256 of the secret_token Telegram sends with each webhook call.
+    webhook_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # The next update id to ask getUpdates for, while polling.
+    polling_offset: Mapped[int | None] = mapped_column(BigInteger)
+    # While a worker long-polls for this bot: when its claim lapses.
+    poller_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# An integer key that counts up on both databases; SQLite needs INTEGER for that.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+
+class BotUpdate(TenantScoped, Base):
+    """An update Telegram delivered to a bot, kept once by its update id.
+
+    Updates are stored as they arrive and handled afterwards, in arrival
+    order per chat; a repeat of the same update id is not stored again.
+    """
+
+    __tablename__ = "bot_updates"
+    __table_args__ = (
+        UniqueConstraint("bot_id", "update_id"),
+        Index("ix_bot_updates_pending", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
+    bot_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="CASCADE")
+    )
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # pending, done, failed, or skipped (the onboarding module was off).
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+
+
+class BotConversation(TenantScoped, Base):
+    """Where one person is in a bot's onboarding flow, and what they answered."""
+
+    __tablename__ = "bot_conversations"
+    __table_args__ = (
+        UniqueConstraint("bot_id", "chat_id"),
+        Index("ix_bot_conversations_bot_started", "bot_id", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    bot_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="CASCADE")
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(128))
+    # The step waiting for an answer; None once the flow is finished.
+    step_key: Mapped[str | None] = mapped_column(String(40))
+    answers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    attribution: Mapped[str | None] = mapped_column(String(64))
+    # active or completed.
+    status: Mapped[str] = mapped_column(String(16))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class Job(TenantScoped, Base):
+    """A side effect to carry out outside the request: the transactional outbox.
+
+    A job is written in the same transaction as the change that causes it and
+    carried out by the worker. ``key`` is unique, so the same effect is never
+    queued twice. Jobs to the same chat run in the order they were queued.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_due", "status", "run_after"),
+        Index("ix_jobs_chat", "bot_id", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    # send_message or answer_callback.
+    kind: Mapped[str] = mapped_column(String(32))
+    bot_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="CASCADE")
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # pending, running, done or failed.
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime]
+    # While running: when the claim lapses and another worker may take it.
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # What Telegram answered, such as the ids of the messages sent.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class SendPacing(Base):
+    """The earliest time the next message may go to a chat, or from a bot.
+
+    ``chat_id`` 0 holds the bot's own pace across all its chats.
+    """
+
+    __tablename__ = "send_pacing"
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    next_at: Mapped[datetime]

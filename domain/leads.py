@@ -118,7 +118,7 @@ async def create_lead(
         raise InvalidInput("fullName is required", field="fullName")
     lead = Lead(
         full_name="",
-        pipeline_stage=await _default_stage(session),
+        pipeline_stage=await default_stage(session),
         source="manual",
         tags=[],
         created_at=now,
@@ -292,7 +292,7 @@ def _check_lost_reason(lead: Lead) -> None:
         )
 
 
-async def _default_stage(session: AsyncSession) -> str:
+async def default_stage(session: AsyncSession) -> str:
     stages = [stage for stage in await list_stages(session) if stage.key != LOST_STAGE]
     if not stages:
         raise InvalidInput("This workspace has no pipeline stage to put leads in")

@@ -16,12 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import create_engine, create_session_factory
 from domain import passwords
+from domain.bot_runtime import WEBHOOK_PREFIX
 from domain.clock import Clock, SystemClock
 from ibhq.context import Services, services_of
 from ibhq.graphiql import asset_endpoint
 from ibhq.graphql_view import GraphQLView
 from ibhq.middleware import RequestIdMiddleware
 from ibhq.settings import Settings
+from ibhq.telegram_webhook import telegram_webhook
 from ibhq.worker_config import worker_config
 from integrations.telegram_bot_api import AiogramBotApi
 from rest_compat.authjs import authjs_routes, fallback_route
@@ -31,7 +33,7 @@ from rest_compat.executor import route_endpoint
 from rest_compat.openapi import openapi_document
 from rest_compat.routes import ROUTES
 from schema import IbhqSchema, QueryLimits, build_schema
-from workers.runner import run_workers
+from workers.runner import Wakeups, run_workers
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +57,17 @@ def create_app(
     )
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
+    bot_api = AiogramBotApi(settings.telegram_api_url)
+    wakeups = Wakeups()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
         if workers:
             config = worker_config(settings)
-            task = asyncio.create_task(run_workers(sessions, config, clock=clock))
+            task = asyncio.create_task(
+                run_workers(sessions, config, clock=clock, wakeups=wakeups)
+            )
         try:
             yield
         finally:
@@ -69,6 +75,7 @@ def create_app(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await bot_api.close()
             await engine.dispose()
 
     app = Starlette(
@@ -80,8 +87,9 @@ def create_app(
         settings=settings,
         sessions=sessions,
         clock=clock or SystemClock(),
-        bot_api=AiogramBotApi(settings.telegram_api_url),
+        bot_api=bot_api,
     )
+    app.state.wakeups = wakeups
     app.state.engine = engine
     app.state.schema = schema
     app.add_middleware(RequestIdMiddleware)
@@ -106,6 +114,7 @@ def _routes(settings: Settings, schema: IbhqSchema) -> list[BaseRoute]:
             methods=["GET"],
         ),
         Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route(f"{WEBHOOK_PREFIX}{{path}}", telegram_webhook, methods=["POST"]),
         *authjs_routes(),
     ]
     routes += [

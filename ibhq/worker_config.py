@@ -6,8 +6,10 @@ from urllib.parse import urlsplit
 
 from ibhq.settings import Settings, SettingsError
 from integrations.billing_webhook import secret_problem
+from workers.bot_updates import UpdateWorkerConfig
 from workers.payment_monitor import PaymentMonitorConfig
-from workers.runner import WorkerConfig
+from workers.runner import TelegramWorkersConfig, WorkerConfig
+from workers.sender import SenderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,18 @@ def worker_config(settings: Settings) -> WorkerConfig:
             logger.error("payment monitor not started: %s", error)
     else:
         logger.info("payment monitor off: IBHQ_TRON_WALLETS is empty")
-    return WorkerConfig(login_window=settings.login_window, payment_monitor=monitor)
+    telegram = TelegramWorkersConfig(
+        api_url=settings.telegram_api_url,
+        sender=SenderConfig(secret_key=settings.signing_key),
+        updates=UpdateWorkerConfig(
+            secret_key=settings.signing_key, billing=settings.billing
+        ),
+    )
+    return WorkerConfig(
+        login_window=settings.login_window,
+        payment_monitor=monitor,
+        telegram=telegram,
+    )
 
 
 def payment_monitor_config(settings: Settings) -> PaymentMonitorConfig:

@@ -1,7 +1,8 @@
 """Resolvers of onboarding bots."""
 
-from domain import bots, flows
+from domain import bot_runtime, bots, conversations, flows
 from domain.bots import BotView
+from domain.conversations import CapturedPage
 from domain.flows import Step
 from resolvers.context import Context
 from resolvers.ids import parse_id
@@ -19,8 +20,7 @@ async def connect_bot(ctx: Context, token: str) -> BotView:
         secret_key=ctx.settings.signing_key,
         now=ctx.now(),
     )
-    views = await bots.list_bots(ctx.db)
-    return next(view for view in views if view.row.id == row.id)
+    return await _view(ctx, row.id)
 
 
 async def set_steps(ctx: Context, bot_id: str, steps: list[Step]) -> list[Step]:
@@ -31,3 +31,40 @@ async def set_steps(ctx: Context, bot_id: str, steps: list[Step]) -> list[Step]:
 async def steps_of(ctx: Context, bot_id: str) -> list[Step]:
     bot = await bots.get_bot(ctx.db, parse_id(bot_id, "Bot"))
     return flows.load_steps(bot)
+
+
+async def _view(ctx: Context, bot_id: object) -> BotView:
+    views = await bots.list_bots(ctx.db)
+    return next(view for view in views if view.row.id == bot_id)
+
+
+async def start_bot(ctx: Context, bot_id: str, mode: str) -> BotView:
+    bot = await bot_runtime.start_bot(
+        ctx.db,
+        ctx.bot_api,
+        parse_id(bot_id, "Bot"),
+        mode,
+        public_url=ctx.settings.public_url,
+        secret_key=ctx.settings.signing_key,
+        now=ctx.now(),
+    )
+    return await _view(ctx, bot.id)
+
+
+async def stop_bot(ctx: Context, bot_id: str) -> BotView:
+    bot = await bot_runtime.stop_bot(
+        ctx.db,
+        ctx.bot_api,
+        parse_id(bot_id, "Bot"),
+        secret_key=ctx.settings.signing_key,
+        now=ctx.now(),
+    )
+    return await _view(ctx, bot.id)
+
+
+async def captured(
+    ctx: Context, bot_id: str, page: int, page_size: int
+) -> CapturedPage:
+    return await conversations.captured(
+        ctx.db, parse_id(bot_id, "Bot"), page=page, page_size=page_size
+    )

@@ -40,6 +40,9 @@ class ContextSettings(Protocol):
     @property
     def signing_key(self) -> bytes: ...
 
+    @property
+    def public_url(self) -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PendingCookie:

@@ -237,4 +237,32 @@ ROUTES: tuple[RestRoute, ...] = (
             ]
         },
     ),
+    RestRoute(
+        "POST",
+        "/api/onboarding/bots/{botId}/start",
+        "StartBot",
+        "Start the bot: webhook (Telegram calls IBHQ_PUBLIC_URL) or polling (the "
+        "worker long-polls); starting again switches modes.",
+        body=SPREAD_BODY,
+        writes=True,
+        tag="Onboarding bots",
+        example={"mode": "webhook"},
+    ),
+    RestRoute(
+        "POST",
+        "/api/onboarding/bots/{botId}/stop",
+        "StopBot",
+        "Stop the bot.",
+        writes=True,
+        tag="Onboarding bots",
+    ),
+    RestRoute(
+        "GET",
+        "/api/onboarding/bots/{botId}/leads",
+        "BotLeads",
+        "The people the bot has talked to, newest first, with their answers, "
+        "progress and lead id.",
+        tag="Onboarding bots",
+        query_params=("page", "pageSize"),
+    ),
 )

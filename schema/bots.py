@@ -6,7 +6,9 @@ from typing import Self
 
 import strawberry
 
+from db.models import BotConversation
 from domain.bots import BotView
+from domain.conversations import CapturedPage
 from domain.flows import Button, Step
 from schema.scalars import BigInt
 
@@ -156,4 +158,73 @@ class BotStepInput:
             retry_text=self.retry_text,
             url=self.url,
             next=self.next,
+        )
+
+
+@strawberry.enum
+class BotMode(Enum):
+    webhook = "webhook"
+    polling = "polling"
+
+
+@strawberry.type(description="One answer a person gave: the field and its value.")
+class CapturedAnswer:
+    field: str
+    value: str
+
+
+@strawberry.type(description="A person an onboarding bot has talked to.")
+class CapturedLead:
+    id: strawberry.ID
+    lead_id: strawberry.ID | None
+    telegram_user_id: BigInt
+    username: str | None
+    first_name: str | None
+    status: str = strawberry.field(description="active, or completed.")
+    current_step: str | None = strawberry.field(
+        description="The step waiting for an answer; null once completed."
+    )
+    answers: list[CapturedAnswer]
+    attribution: str | None = strawberry.field(
+        description="The /start payload the person came with."
+    )
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: BotConversation) -> Self:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            lead_id=strawberry.ID(str(row.lead_id)) if row.lead_id else None,
+            telegram_user_id=BigInt(row.telegram_user_id),
+            username=row.username,
+            first_name=row.first_name,
+            status=row.status,
+            current_step=row.step_key,
+            answers=[
+                CapturedAnswer(field=name, value=value)
+                for name, value in row.answers.items()
+            ],
+            attribution=row.attribution,
+            started_at=row.started_at,
+            updated_at=row.updated_at,
+            completed_at=row.completed_at,
+        )
+
+
+@strawberry.type
+class CapturedLeadPage:
+    items: list[CapturedLead]
+    page: int
+    page_size: int
+    total: int
+
+    @classmethod
+    def from_page(cls, page: CapturedPage) -> Self:
+        return cls(
+            items=[CapturedLead.from_row(row) for row in page.items],
+            page=page.page,
+            page_size=page.page_size,
+            total=page.total,
         )

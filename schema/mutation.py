@@ -23,7 +23,7 @@ from schema.billing import (
     TransferResult,
     TronTransferInput,
 )
-from schema.bots import Bot, BotStep, BotStepInput, ConnectBotInput
+from schema.bots import Bot, BotMode, BotStep, BotStepInput, ConnectBotInput
 from schema.extensions import Transaction
 from schema.inputs import (
     ActivityInput,
@@ -368,6 +368,20 @@ class Mutation:
             info.context, bot_id, [step.to_step() for step in steps]
         )
         return [BotStep.from_step(step) for step in saved]
+
+    @mutation(
+        CanWrite,
+        "Start the bot in webhook or polling mode; starting again switches modes.",
+        module="onboarding",
+    )
+    async def start_bot(
+        self, info: Info[Context, None], bot_id: strawberry.ID, mode: BotMode
+    ) -> Bot:
+        return Bot.from_view(await bots.start_bot(info.context, bot_id, mode.value))
+
+    @mutation(CanWrite, "Stop the bot.", module="onboarding")
+    async def stop_bot(self, info: Info[Context, None], bot_id: strawberry.ID) -> Bot:
+        return Bot.from_view(await bots.stop_bot(info.context, bot_id))
 
 
 def _fields(input: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from strawberry.types import Info
 from resolvers import bots, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import Billing
-from schema.bots import Bot, BotStep
+from schema.bots import Bot, BotStep, CapturedLeadPage
 from schema.permissions import SignedIn, allow
 from schema.referrals import CommissionPlan, Conversion, Partner
 from schema.types import Lead, LeadPage, Member, PipelineStage, Workspace
@@ -80,6 +80,21 @@ class Query:
     ) -> list[BotStep]:
         steps = await bots.steps_of(info.context, bot_id)
         return [BotStep.from_step(step) for step in steps]
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="onboarding"),
+        description="The people a bot has talked to, newest first, with their "
+        "answers and progress.",
+    )
+    async def bot_leads(
+        self,
+        info: Info[Context, None],
+        bot_id: strawberry.ID,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> CapturedLeadPage:
+        result = await bots.captured(info.context, bot_id, page, page_size)
+        return CapturedLeadPage.from_page(result)
 
     @strawberry.field(extensions=allow(SignedIn))
     async def billing(self) -> Billing:

@@ -9,6 +9,7 @@ independent without a database per test.
 
 import asyncio
 import base64
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +35,9 @@ from ibhq.settings import Settings
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.loopback import serve_loopback
 from tests.support.databases import test_database
+from workers.bot_updates import UpdateWorkerConfig
+from workers.runner import TelegramWorkersConfig, run_telegram_workers
+from workers.sender import SenderConfig
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-the-check"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"billing webhook test secret").decode()
@@ -188,6 +192,67 @@ async def server(
     )
     async with serve_app(settings, FakeClock()) as running:
         yield running
+
+
+class TelegramWorkers:
+    """The Telegram workers (sending, updates, polling) running beside the server."""
+
+    def __init__(self, server: Server, config: TelegramWorkersConfig) -> None:
+        self.server = server
+        self.config = config
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        assert self._task is None, "already running"
+        self._task = asyncio.create_task(
+            run_telegram_workers(
+                self.server.sessions,
+                self.config,
+                self.server.clock,
+                self.server.app.state.wakeups,
+            )
+        )
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+
+@pytest_asyncio.fixture
+async def telegram_workers(
+    server: Server, bot_api: FakeBotApi
+) -> AsyncIterator[TelegramWorkers]:
+    """Run the Telegram workers beside the server for one test.
+
+    Short waits keep the tests quick; pacing stays on, at a tenth of a second.
+    """
+    key = server.settings.signing_key
+    config = TelegramWorkersConfig(
+        api_url=bot_api.url,
+        sender=SenderConfig(
+            secret_key=key,
+            idle_seconds=0.02,
+            chat_interval=timedelta(milliseconds=100),
+            group_interval=timedelta(milliseconds=100),
+            bot_interval=timedelta(0),
+        ),
+        updates=UpdateWorkerConfig(
+            secret_key=key,
+            idle_seconds=0.02,
+            poll_wait_seconds=1,
+            billing=server.settings.billing,
+        ),
+    )
+    workers = TelegramWorkers(server, config)
+    workers.start()
+    try:
+        yield workers
+    finally:
+        await workers.stop()
 
 
 @pytest.fixture

@@ -2,15 +2,18 @@
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from db.engine import RequestSession, create_engine, create_session_factory
 from domain.clock import Clock, SystemClock
+from integrations.telegram_bot_api import AiogramBotApi
+from workers.bot_updates import Pollers, UpdateWorker, UpdateWorkerConfig
 from workers.maintenance import purge_expired
 from workers.payment_monitor import PaymentMonitorConfig, run_payment_monitor
+from workers.sender import Sender, SenderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,23 @@ class WorkerConfig:
     maintenance_interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
     # None leaves the payment monitor off: no wallets, or no webhook secret.
     payment_monitor: PaymentMonitorConfig | None = None
+    # None leaves the Telegram workers (sending, updates, polling) off.
+    telegram: "TelegramWorkersConfig | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramWorkersConfig:
+    api_url: str
+    sender: SenderConfig
+    updates: UpdateWorkerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeups:
+    """Events that let the API process wake its own workers at once."""
+
+    updates: asyncio.Event = field(default_factory=asyncio.Event)
+    jobs: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def run_workers(
@@ -30,6 +50,7 @@ async def run_workers(
     config: WorkerConfig,
     *,
     clock: Clock | None = None,
+    wakeups: Wakeups | None = None,
 ) -> None:
     """Run every worker loop until cancelled."""
     clock = clock or SystemClock()
@@ -41,8 +62,40 @@ async def run_workers(
                 group.create_task(
                     run_payment_monitor(sessions, config.payment_monitor, clock=clock)
                 )
+            if config.telegram is not None:
+                group.create_task(
+                    run_telegram_workers(
+                        sessions, config.telegram, clock, wakeups or Wakeups()
+                    )
+                )
     finally:
         logger.info("workers stopped")
+
+
+async def run_telegram_workers(
+    sessions: async_sessionmaker[RequestSession],
+    config: TelegramWorkersConfig,
+    clock: Clock,
+    wakeups: Wakeups,
+) -> None:
+    """Send the outbox's messages, handle stored updates, and poll."""
+    api = AiogramBotApi(config.api_url)
+    sender = Sender(sessions, api, config.sender, clock, wake=wakeups.jobs)
+    updates = UpdateWorker(
+        sessions,
+        config.updates,
+        clock,
+        on_queued=wakeups.jobs.set,
+        wake=wakeups.updates,
+    )
+    pollers = Pollers(sessions, api, config.updates, clock, wakeups.updates.set)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(sender.run())
+            group.create_task(updates.run())
+            group.create_task(pollers.run())
+    finally:
+        await api.close()
 
 
 async def _maintenance_loop(

@@ -1,0 +1,853 @@
+"""The onboarding bot runtime: webhook and polling, flows, captured leads, sending.
+
+Every test drives the real aiogram client against the loopback fake Bot API,
+with the Telegram workers running beside the session's server.
+"""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from db.models import Activity, BotConversation, BotUpdate, Job, Lead, TelegramBot
+from tests.conftest import Server, TelegramWorkers, Workspace
+from tests.fakes.bot_api import CAN_NOT_PARSE, FakeBotApi
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.usefixtures("telegram_workers")
+
+FLOW: list[dict[str, Any]] = [
+    {"key": "hello", "type": "message", "text": "Welcome to <b>Acme</b> &amp; co!"},
+    {
+        "key": "email",
+        "type": "question",
+        "text": "What is your email?",
+        "field": "email",
+        "check": "email",
+        "retryText": "That is not an email address. Try again?",
+    },
+    {
+        "key": "experience",
+        "type": "choice",
+        "text": "Have you traded before?",
+        "field": "experience",
+        "buttons": [
+            {"text": "Yes", "value": "yes"},
+            {"text": "No", "value": "no", "next": "phone"},
+        ],
+    },
+    {"key": "account", "type": "question", "text": "Your account id?",
+     "field": "accountId", "check": "regex", "pattern": "[0-9]{6,10}"},
+    {"key": "phone", "type": "contact", "text": "Share your phone, please."},
+    {"key": "register", "type": "link", "text": "Open your account:",
+     "url": "https://broker.example/open?ib={partnerCode}&mail={email}"},
+    {"key": "bye", "type": "end", "text": "All set, thank you!"},
+]  # fmt: skip
+
+USER = 4242
+
+
+def unique_user() -> int:
+    return 10_000 + uuid.uuid4().int % 1_000_000_000
+
+
+async def connect(
+    client: httpx.AsyncClient, bot_api: FakeBotApi, steps: list[dict[str, Any]] = FLOW
+) -> tuple[str, str]:
+    token = bot_api.add_bot(f"ib_{uuid.uuid4().hex[:10]}_bot")
+    created = await client.post("/api/onboarding/bots", json={"botToken": token})
+    assert created.status_code == 201, created.text
+    bot_id = created.json()["id"]
+    saved = await client.put(
+        f"/api/onboarding/bots/{bot_id}/steps", json={"steps": steps}
+    )
+    assert saved.status_code == 200, saved.text
+    return bot_id, token
+
+
+async def start(client: httpx.AsyncClient, bot_id: str, mode: str) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": mode}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def texts_to(bot_api: FakeBotApi, chat_id: int, count: int) -> list[str]:
+    """Wait until ``count`` messages reached the chat, and return their texts."""
+    await eventually(lambda: len(bot_api.sent_to(chat_id)) >= count)
+    return [message.text for message in bot_api.sent_to(chat_id)]
+
+
+async def say(
+    bot_api: FakeBotApi, token: str, text: str | None, user: int, **extra: Any
+) -> None:
+    update = bot_api.message_update(text, user_id=user, **extra)
+    response = await bot_api.deliver(token, update)
+    assert response.status_code == 200, response.text
+
+
+async def conversation(server: Server, chat_id: int) -> BotConversation:
+    async with server.sessions() as db:
+        row: BotConversation = (
+            await db.execute(
+                select(BotConversation).where(BotConversation.chat_id == chat_id)
+            )
+        ).scalar_one()
+        return row
+
+
+async def lead_of(server: Server, telegram_user_id: int) -> list[Lead]:
+    async with server.sessions() as db:
+        rows = await db.execute(
+            select(Lead).where(Lead.telegram_user_id == telegram_user_id)
+        )
+        return list(rows.scalars())
+
+
+async def jobs_to(server: Server, chat_id: int) -> list[Job]:
+    async with server.sessions() as db:
+        rows = await db.execute(
+            select(Job).where(Job.chat_id == chat_id).order_by(Job.id)
+        )
+        return list(rows.scalars())
+
+
+async def finished_jobs(server: Server, chat_id: int) -> list[Job]:
+    """Wait until every job to the chat has finished, and return them in order."""
+
+    async def finished() -> bool:
+        return all(job.finished_at for job in await jobs_to(server, chat_id))
+
+    await eventually(finished)
+    return await jobs_to(server, chat_id)
+
+
+# Starting and stopping.
+
+
+async def test_start_webhook_sets_secret_webhook(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+
+    body = await start(workspace.owner, bot_id, "webhook")
+
+    assert body["mode"] == "webhook"
+    assert body["status"] == "running"
+    assert body["lastError"] is None
+    fake = bot_api.bots[token]
+    assert fake.webhook_url.startswith(f"{server.url}/api/telegram/webhook/")
+    path = fake.webhook_url.rsplit("/", 1)[1]
+    assert len(path) >= 40
+    assert len(fake.webhook_secret) >= 40
+    async with server.sessions() as db:
+        row = await db.get(TelegramBot, uuid.UUID(bot_id))
+        assert row is not None
+        assert row.webhook_path == path
+        # Only a digest of the secret is kept.
+        assert row.webhook_secret_hash is not None
+        assert fake.webhook_secret not in row.webhook_secret_hash
+    listed = await workspace.owner.get("/api/onboarding/bots")
+    assert fake.webhook_secret not in listed.text
+    assert path not in listed.text
+
+
+async def test_start_again_changes_path_and_secret(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    first = (bot_api.bots[token].webhook_url, bot_api.bots[token].webhook_secret)
+
+    await start(workspace.owner, bot_id, "webhook")
+
+    second = (bot_api.bots[token].webhook_url, bot_api.bots[token].webhook_secret)
+    assert first[0] != second[0]
+    assert first[1] != second[1]
+    old = await httpx.AsyncClient().post(
+        first[0],
+        json=bot_api.message_update("/start"),
+        headers={"X-Telegram-Bot-Api-Secret-Token": first[1]},
+    )
+    assert old.status_code == 401
+
+
+async def test_bad_mode_is_refused(workspace: Workspace, bot_api: FakeBotApi) -> None:
+    bot_id, _ = await connect(workspace.owner, bot_api)
+
+    response = await workspace.owner.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "carrier-pigeon"}
+    )
+
+    assert response.status_code == 400
+    assert "mode" in response.json()["error"]
+
+
+async def test_telegram_refusing_webhook_is_400_and_keeps_state(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, _ = await connect(workspace.owner, bot_api)
+    bot_api.fail(
+        "setWebhook", 400, "Bad Request: bad webhook: HTTPS url must be provided"
+    )
+
+    response = await workspace.owner.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Telegram refused to start the bot in webhook mode: Bad Request: "
+        "bad webhook: HTTPS url must be provided"
+    }
+    async with server.sessions() as db:
+        row = await db.get(TelegramBot, uuid.UUID(bot_id))
+        assert row is not None
+        assert (row.status, row.mode, row.webhook_path) == ("stopped", None, None)
+
+
+async def test_telegram_down_on_start_is_503(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, _ = await connect(workspace.owner, bot_api)
+    bot_api.fail_next = 1
+
+    response = await workspace.owner.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "polling"}
+    )
+
+    assert response.status_code == 503
+    assert "Telegram could not be reached" in response.json()["error"]
+
+
+async def test_member_cannot_start_or_stop(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+
+    started = await workspace.member.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
+    )
+    stopped = await workspace.member.post(f"/api/onboarding/bots/{bot_id}/stop")
+
+    assert started.status_code == 403
+    assert stopped.status_code == 403
+    assert bot_api.bots[token].webhook_url == ""
+
+
+async def test_other_workspace_bot_is_404(
+    workspace: Workspace, other_workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+
+    started = await other_workspace.owner.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
+    )
+    stopped = await other_workspace.owner.post(f"/api/onboarding/bots/{bot_id}/stop")
+    leads = await other_workspace.owner.get(f"/api/onboarding/bots/{bot_id}/leads")
+
+    assert [started.status_code, stopped.status_code, leads.status_code] == [404] * 3
+    assert bot_api.bots[token].webhook_url == ""
+
+
+async def test_stop_removes_webhook_and_drops_updates(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    url, secret = bot_api.bots[token].webhook_url, bot_api.bots[token].webhook_secret
+    user = unique_user()
+
+    stopped = await workspace.owner.post(f"/api/onboarding/bots/{bot_id}/stop")
+    late = await httpx.AsyncClient().post(
+        url,
+        json=bot_api.message_update("/start", user_id=user),
+        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+    )
+
+    assert stopped.status_code == 200
+    assert stopped.json()["status"] == "stopped"
+    assert bot_api.bots[token].webhook_url == ""
+    # Answered, so that Telegram stops resending, but not stored or handled.
+    assert late.status_code == 200
+    async with server.sessions() as db:
+        stored = await db.scalar(
+            select(func.count()).select_from(BotUpdate).where(BotUpdate.chat_id == user)
+        )
+    assert stored == 0
+
+
+# The webhook.
+
+
+async def test_wrong_secret_is_401_and_touches_nothing(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    url = bot_api.bots[token].webhook_url
+    user = unique_user()
+    update = bot_api.message_update("/start", user_id=user)
+
+    async with httpx.AsyncClient() as client:
+        wrong = await client.post(
+            url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+        )
+        missing = await client.post(url, json=update)
+        unknown_path = await client.post(
+            f"{server.url}/api/telegram/webhook/{'x' * 43}",
+            json=update,
+            headers={
+                "X-Telegram-Bot-Api-Secret-Token": bot_api.bots[token].webhook_secret
+            },
+        )
+
+    for response in (wrong, missing, unknown_path):
+        assert response.status_code == 401
+        assert response.json() == {"error": "Unknown webhook or wrong secret token"}
+    async with server.sessions() as db:
+        stored = await db.scalar(
+            select(func.count()).select_from(BotUpdate).where(BotUpdate.chat_id == user)
+        )
+    assert stored == 0
+    await asyncio.sleep(0.2)
+    assert bot_api.sent_to(user) == []
+
+
+async def test_malformed_update_is_400(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    fake = bot_api.bots[token]
+    headers = {"X-Telegram-Bot-Api-Secret-Token": fake.webhook_secret}
+
+    async with httpx.AsyncClient() as client:
+        not_json = await client.post(fake.webhook_url, content=b"{", headers=headers)
+        no_id = await client.post(
+            fake.webhook_url, json={"message": {}}, headers=headers
+        )
+        listed = await client.post(fake.webhook_url, json=[1], headers=headers)
+
+    assert not_json.status_code == 400
+    assert no_id.status_code == 400
+    assert listed.status_code == 400
+    assert "update_id" in no_id.json()["error"]
+
+
+async def test_duplicate_update_is_handled_once(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    update = bot_api.message_update("/start", user_id=user)
+
+    first = await bot_api.deliver(token, update)
+    again = await bot_api.deliver(token, update)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert await texts_to(bot_api, user, 2) == [
+        "Welcome to <b>Acme</b> &amp; co!",
+        "What is your email?",
+    ]
+    await asyncio.sleep(0.3)
+    assert len(bot_api.sent_to(user)) == 2
+    async with server.sessions() as db:
+        stored = await db.scalar(
+            select(func.count()).select_from(BotUpdate).where(BotUpdate.chat_id == user)
+        )
+    assert stored == 1
+
+
+# A whole flow.
+
+
+async def run_whole_flow(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi, token: str, user: int
+) -> None:
+    async def send(text: str | None = None, **extra: Any) -> None:
+        update = bot_api.message_update(text, user_id=user, **extra)
+        if bot_api.bots[token].webhook_url:
+            response = await bot_api.deliver(token, update)
+            assert response.status_code == 200
+        else:
+            bot_api.queue_update(token, update)
+
+    async def press(data: str) -> None:
+        update = bot_api.callback_update(data, user_id=user)
+        if bot_api.bots[token].webhook_url:
+            assert (await bot_api.deliver(token, update)).status_code == 200
+        else:
+            bot_api.queue_update(token, update)
+        await eventually(
+            lambda: update["callback_query"]["id"] in bot_api.answered_callbacks
+        )
+
+    await send("/start janes_code")
+    assert await texts_to(bot_api, user, 2) == [
+        "Welcome to <b>Acme</b> &amp; co!",
+        "What is your email?",
+    ]
+    assert await lead_of(server, user) == []
+
+    await send("not an email")
+    texts = await texts_to(bot_api, user, 3)
+    assert texts[2] == "That is not an email address. Try again?"
+
+    await send("Alex@Example.COM")
+    await texts_to(bot_api, user, 4)
+    choice = bot_api.sent_to(user)[3]
+    assert choice.text == "Have you traded before?"
+    assert choice.reply_markup == {
+        "inline_keyboard": [
+            [{"text": "Yes", "callback_data": "experience:yes"}],
+            [{"text": "No", "callback_data": "experience:no"}],
+        ]
+    }
+    (lead,) = await lead_of(server, user)
+    assert lead.source == "onboarding_bot"
+    assert lead.email == "alex@example.com"
+    assert lead.telegram == "@alex_trader"
+    assert lead.attribution == "janes_code"
+    assert lead.full_name == "Alex"
+
+    await press("experience:yes")
+    assert (await texts_to(bot_api, user, 5))[4] == "Your account id?"
+    await send("12ab")
+    assert (await texts_to(bot_api, user, 6))[5] == (
+        "That does not look right. Please try again."
+    )
+    await send("12345678")
+    await texts_to(bot_api, user, 7)
+    contact_prompt = bot_api.sent_to(user)[6]
+    assert contact_prompt.text == "Share your phone, please."
+    assert contact_prompt.reply_markup is not None
+    assert contact_prompt.reply_markup["keyboard"] == [
+        [{"text": "Share my phone number", "request_contact": True}]
+    ]
+
+    await send(
+        None,
+        contact={"phone_number": "447700900123", "first_name": "Alex", "user_id": user},
+    )
+    texts = await texts_to(bot_api, user, 10)
+    assert texts[7] == "Thank you!"
+    assert bot_api.sent_to(user)[7].reply_markup == {"remove_keyboard": True}
+    link = "https://broker.example/open?ib=janes_code&amp;mail=alex%40example.com"
+    assert texts[8] == f'Open your account:\n\n<a href="{link}">{link}</a>'
+    assert texts[9] == "All set, thank you!"
+    assert all(m.parse_mode == "HTML" for m in bot_api.sent_to(user))
+
+    row = await conversation(server, user)
+    assert row.status == "completed"
+    assert row.step_key is None
+    assert row.answers == {
+        "email": "alex@example.com",
+        "experience": "yes",
+        "accountId": "12345678",
+        "phone": "+447700900123",
+    }
+    (lead,) = await lead_of(server, user)
+    assert lead.phone == "+447700900123"
+    async with server.sessions() as db:
+        bodies = list(
+            (
+                await db.execute(
+                    select(Activity.body)
+                    .where(Activity.lead_id == lead.id)
+                    .order_by(Activity.created_at)
+                )
+            ).scalars()
+        )
+    assert bodies[0].startswith("Lead created (source: onboarding_bot, bot: @ib_")
+    assert bodies[0].endswith(", via janes_code)")
+    assert bodies[-1].startswith("Onboarding completed with @ib_")
+    assert "accountId: 12345678" in bodies[-1]
+
+
+async def test_whole_flow_through_webhook(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await run_whole_flow(server, workspace, bot_api, token, user)
+
+    page = await workspace.member.get(f"/api/onboarding/bots/{bot_id}/leads")
+    assert page.status_code == 200
+    body = page.json()
+    assert (body["page"], body["pageSize"], body["total"]) == (1, 20, 1)
+    (item,) = body["items"]
+    (lead,) = await lead_of(server, user)
+    assert item["leadId"] == str(lead.id)
+    assert item["telegramUserId"] == str(user)
+    assert item["username"] == "alex_trader"
+    assert item["status"] == "completed"
+    assert item["currentStep"] is None
+    assert item["attribution"] == "janes_code"
+    assert item["answers"] == [
+        {"field": "email", "value": "alex@example.com"},
+        {"field": "experience", "value": "yes"},
+        {"field": "accountId", "value": "12345678"},
+        {"field": "phone", "value": "+447700900123"},
+    ]
+    assert item["completedAt"].endswith("Z")
+    bots = (await workspace.owner.get("/api/onboarding/bots")).json()
+    assert next(b for b in bots if b["id"] == bot_id)["leadsCount"] == 1
+
+
+async def test_whole_flow_through_polling(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    body = await start(workspace.owner, bot_id, "polling")
+    assert body["mode"] == "polling"
+    assert bot_api.bots[token].webhook_url == ""
+    user = unique_user()
+
+    await run_whole_flow(server, workspace, bot_api, token, user)
+
+    async with server.sessions() as db:
+        row = await db.get(TelegramBot, uuid.UUID(bot_id))
+        assert row is not None
+        assert row.polling_offset is not None
+        assert row.status == "running"
+
+
+async def test_polling_stops_with_the_bot(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "polling")
+    user = unique_user()
+    bot_api.queue_update(token, bot_api.message_update("/start", user_id=user))
+    await texts_to(bot_api, user, 2)
+
+    await workspace.owner.post(f"/api/onboarding/bots/{bot_id}/stop")
+    await asyncio.sleep(1.5)
+    calls = len([c for c in bot_api.calls if c == (token, "getUpdates")])
+    await asyncio.sleep(1.5)
+
+    assert len([c for c in bot_api.calls if c == (token, "getUpdates")]) == calls
+
+
+async def test_switching_to_webhook_releases_poller_without_error(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "polling")
+    await eventually(lambda: (token, "getUpdates") in bot_api.calls)
+
+    await start(workspace.owner, bot_id, "webhook")
+    # The poller's next getUpdates meets the webhook (409) and lets go quietly.
+    await asyncio.sleep(1.5)
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+
+    await texts_to(bot_api, user, 2)
+    listed = (await workspace.owner.get("/api/onboarding/bots")).json()
+    bot = next(b for b in listed if b["id"] == bot_id)
+    assert (bot["mode"], bot["status"], bot["lastError"]) == (
+        "webhook",
+        "running",
+        None,
+    )
+
+
+async def test_polling_with_revoked_token_marks_error(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "polling")
+    bot_api.fail("getUpdates", 401, "Unauthorized")
+
+    async def errored() -> bool:
+        listed = (await workspace.owner.get("/api/onboarding/bots")).json()
+        bot = next(b for b in listed if b["id"] == bot_id)
+        return bool(bot["status"] == "error")
+
+    await eventually(errored)
+    listed = (await workspace.owner.get("/api/onboarding/bots")).json()
+    bot = next(b for b in listed if b["id"] == bot_id)
+    assert "connect the bot again" in bot["lastError"]
+    assert token not in str(listed)
+
+
+# Conversation rules.
+
+
+async def test_same_user_is_one_lead(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    second_id, second = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    await start(workspace.owner, second_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start", user)
+    await say(bot_api, token, "a@example.com", user)
+    await texts_to(bot_api, user, 3)
+    await say(bot_api, token, "/start again", user)
+    await say(bot_api, token, "b@example.com", user)
+    await texts_to(bot_api, user, 6)
+    await say(bot_api, second, "/start", user)
+    await say(bot_api, second, "c@example.com", user)
+    await texts_to(bot_api, user, 9)
+
+    (lead,) = await lead_of(server, user)
+    assert lead.email == "c@example.com"
+    assert str(lead.bot_id) == bot_id
+
+
+async def test_cancel_starts_over_and_keeps_attribution(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start spring_promo", user)
+    await say(bot_api, token, "a@example.com", user)
+    await texts_to(bot_api, user, 3)
+    await say(bot_api, token, "/cancel", user)
+
+    texts = await texts_to(bot_api, user, 5)
+    assert texts[3:] == ["Welcome to <b>Acme</b> &amp; co!", "What is your email?"]
+    row = await conversation(server, user)
+    assert (row.step_key, row.answers, row.attribution) == ("email", {}, "spring_promo")
+
+
+async def test_payload_over_64_characters_is_not_kept(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start " + "a" * 65, user)
+    await texts_to(bot_api, user, 2)
+
+    assert (await conversation(server, user)).attribution is None
+
+
+async def test_text_before_start_gets_a_hint(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "hello?", user)
+
+    assert await texts_to(bot_api, user, 1) == ["Send /start to begin."]
+
+
+async def test_a_stale_button_does_nothing(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 2)
+
+    update = bot_api.callback_update("experience:yes", user_id=user)
+    assert (await bot_api.deliver(token, update)).status_code == 200
+
+    await eventually(
+        lambda: update["callback_query"]["id"] in bot_api.answered_callbacks
+    )
+    assert (await conversation(server, user)).step_key == "email"
+    assert len(bot_api.sent_to(user)) == 2
+
+
+async def test_someone_elses_contact_is_refused(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    steps = [{"key": "phone", "type": "contact", "text": "Your phone?"}]
+    bot_id, token = await connect(workspace.owner, bot_api, steps)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 1)
+
+    other = {"phone_number": "+15550001111", "first_name": "Sam", "user_id": 1}
+    await say(bot_api, token, None, user, contact=other)
+
+    texts = await texts_to(bot_api, user, 2)
+    assert texts[1] == "Please share your own phone number with the button below."
+    assert (await conversation(server, user)).answers == {}
+
+
+async def test_module_off_skips_updates(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    off = await workspace.owner.patch(
+        "/api/billing/modules", json={"module": "onboarding", "enabled": False}
+    )
+    assert off.status_code == 200
+    user = unique_user()
+
+    await say(bot_api, token, "/start", user)
+
+    async def skipped() -> bool:
+        async with server.sessions() as db:
+            status = await db.scalar(
+                select(BotUpdate.status).where(BotUpdate.chat_id == user)
+            )
+        return bool(status == "skipped")
+
+    await eventually(skipped)
+    assert bot_api.sent_to(user) == []
+    for response in (
+        await workspace.owner.post(
+            f"/api/onboarding/bots/{bot_id}/start", json={"mode": "polling"}
+        ),
+        await workspace.owner.post(f"/api/onboarding/bots/{bot_id}/stop"),
+        await workspace.owner.get(f"/api/onboarding/bots/{bot_id}/leads"),
+    ):
+        assert response.status_code == 403
+        assert response.json() == {
+            "error": "The onboarding module is turned off for this workspace"
+        }
+
+
+async def test_leads_paging_is_checked(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, _ = await connect(workspace.owner, bot_api)
+
+    too_big = await workspace.owner.get(
+        f"/api/onboarding/bots/{bot_id}/leads?pageSize=101"
+    )
+    zero = await workspace.owner.get(f"/api/onboarding/bots/{bot_id}/leads?page=0")
+    empty = await workspace.owner.get(f"/api/onboarding/bots/{bot_id}/leads")
+
+    assert too_big.status_code == 400
+    assert too_big.json() == {"error": "pageSize must be 1 to 100"}
+    assert zero.status_code == 400
+    assert empty.json() == {"items": [], "page": 1, "pageSize": 20, "total": 0}
+
+
+# Restarts.
+
+
+async def test_restart_mid_conversation_resumes(
+    server: Server,
+    workspace: Workspace,
+    bot_api: FakeBotApi,
+    telegram_workers: TelegramWorkers,
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 2)
+
+    await telegram_workers.stop()
+    # Stored while no worker runs; handled by the next one.
+    await say(bot_api, token, "a@example.com", user)
+    await asyncio.sleep(0.3)
+    assert len(bot_api.sent_to(user)) == 2
+    telegram_workers.start()
+
+    texts = await texts_to(bot_api, user, 3)
+    assert texts[2] == "Have you traded before?"
+    assert (await conversation(server, user)).answers == {"email": "a@example.com"}
+
+
+# Sending.
+
+
+async def test_429_mid_flow_waits_and_sends_once(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    bot_api.fail(
+        "sendMessage",
+        429,
+        "Too Many Requests: retry after 1",
+        retry_after=1,
+        chat_id=user,
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    await say(bot_api, token, "/start", user)
+    texts = await texts_to(bot_api, user, 2)
+
+    assert loop.time() - began >= 1.0
+    assert texts == ["Welcome to <b>Acme</b> &amp; co!", "What is your email?"]
+    await asyncio.sleep(0.3)
+    assert len(bot_api.sent_to(user)) == 2
+
+    first, second = await finished_jobs(server, user)
+    assert (first.status, first.attempts) == ("done", 2)
+    assert first.last_error is None
+    assert (second.status, second.attempts) == ("done", 1)
+
+
+async def test_bad_entities_are_resent_as_plain_text(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    bot_api.fail("sendMessage", 400, CAN_NOT_PARSE, chat_id=user)
+
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 2)
+
+    greeting, question = bot_api.sent_to(user)
+    assert (greeting.text, greeting.parse_mode) == ("Welcome to Acme & co!", None)
+    assert (question.text, question.parse_mode) == ("What is your email?", "HTML")
+
+
+async def test_blocked_bot_fails_the_job_visibly(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    bot_api.fail(
+        "sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=user
+    )
+
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 1)
+
+    first, second = await finished_jobs(server, user)
+    assert (first.status, first.attempts) == ("failed", 1)
+    assert first.last_error == "Forbidden: bot was blocked by the user"
+    assert first.finished_at is not None
+    assert second.status == "done"
+
+
+async def test_messages_to_a_chat_are_paced(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 2)
+
+    first, second = await finished_jobs(server, user)
+    assert first.finished_at is not None
+    assert second.finished_at is not None
+    # The test workers space messages to one chat by a tenth of a second.
+    assert (second.finished_at - first.finished_at).total_seconds() >= 0.1
