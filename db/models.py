@@ -499,3 +499,129 @@ class SendPacing(Base):
     )
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     next_at: Mapped[datetime]
+
+
+class SignalDestination(TenantScoped, Base):
+    """A Telegram channel or group where one of the workspace's bots posts signals."""
+
+    __tablename__ = "signal_destinations"
+    __table_args__ = (UniqueConstraint("tenant_id", "chat_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    bot_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    # channel, group or supergroup, as getChat returned it.
+    chat_type: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class Signal(TenantScoped, Base):
+    """A trade idea and where it is in its lifecycle.
+
+    Prices are exact decimals. ``stop_loss`` is the current stop, which a
+    breakeven event moves to the entry; ``initial_stop_loss`` keeps the first
+    one, the risk that R multiples are measured against.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        Index("ix_signals_tenant_created", "tenant_id", "created_at"),
+        Index("ix_signals_tenant_pair", "tenant_id", "pair"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    pair: Mapped[str] = mapped_column(String(20))
+    # long or short.
+    direction: Mapped[str] = mapped_column(String(8))
+    entry: Mapped[Decimal] = mapped_column(DecimalText)
+    # The upper bound of an entry zone that starts at ``entry``.
+    entry_high: Mapped[Decimal | None] = mapped_column(DecimalText)
+    stop_loss: Mapped[Decimal] = mapped_column(DecimalText)
+    initial_stop_loss: Mapped[Decimal] = mapped_column(DecimalText)
+    # Take profit prices as decimal strings, nearest first.
+    take_profits: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    # pending, open, closed or cancelled.
+    status: Mapped[str] = mapped_column(String(16))
+    # win, loss or breakeven once closed; None otherwise.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # The highest take profit level hit so far, 1 for the first.
+    tp_hit_level: Mapped[int | None] = mapped_column(Integer)
+    # The price the result is measured to, set when the signal closes.
+    exit_price: Mapped[Decimal | None] = mapped_column(DecimalText)
+    created_at: Mapped[datetime]
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class SignalEvent(TenantScoped, Base):
+    """One step of a signal's lifecycle, in the order it was recorded."""
+
+    __tablename__ = "signal_events"
+    __table_args__ = (Index("ix_signal_events_signal", "signal_id", "occurred_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    signal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("signals.id", ondelete="CASCADE")
+    )
+    # activate, tp_hit, sl_hit, breakeven, close or cancel.
+    type: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int | None] = mapped_column(Integer)
+    price: Mapped[Decimal | None] = mapped_column(DecimalText)
+    occurred_at: Mapped[datetime]
+
+
+class SignalDelivery(TenantScoped, Base):
+    """A message about a signal queued for one destination: the post or a reply.
+
+    The message's state is read from its outbox job. ``event_id`` is None for
+    the post itself and names the lifecycle event for a reply.
+    """
+
+    __tablename__ = "signal_deliveries"
+    __table_args__ = (Index("ix_signal_deliveries_signal", "signal_id", "event_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    signal_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("signals.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("signal_events.id", ondelete="CASCADE")
+    )
+    destination_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("signal_destinations.id", ondelete="SET NULL"), index=True
+    )
+    # Copied from the destination, so that the record outlives it.
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(String(255))
+    job_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime]
+
+
+class Subscriber(TenantScoped, Base):
+    """A Telegram user who follows the workspace's signals: one row per user."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "telegram_user_id"),
+        Index("ix_subscribers_tenant_since", "tenant_id", "since"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    username: Mapped[str | None] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(64))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL")
+    )
+    # When the user first subscribed; a renewal keeps it.
+    since: Mapped[datetime]
+    # None for a subscription without an end.
+    expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -265,4 +265,60 @@ ROUTES: tuple[RestRoute, ...] = (
         tag="Onboarding bots",
         query_params=("page", "pageSize"),
     ),
+    RestRoute(
+        "GET",
+        "/api/copy-trading/signals",
+        "ListSignals",
+        "List signals, newest first. status is open (pending or open), pending, "
+        "closed or cancelled; from (included) and to (excluded) bound createdAt.",
+        tag="Copy trading",
+        query_params=("status", "pair", "from", "to", "page", "pageSize"),
+    ),
+    RestRoute(
+        "POST",
+        "/api/copy-trading/signals",
+        "CreateSignal",
+        "Create a signal; each destination listed gets the formatted post. Prices "
+        "keep the exact digits sent.",
+        body="input",
+        status=201,
+        writes=True,
+        tag="Copy trading",
+        example={
+            "pair": "EURUSD",
+            "direction": "long",
+            "entry": 1.085,
+            "stopLoss": 1.080,
+            "takeProfits": [1.090, 1.095],
+        },
+    ),
+    RestRoute(
+        "PATCH",
+        "/api/copy-trading/signals/{signalId}",
+        "RecordSignalEvent",
+        "Record a lifecycle event (activate, tp_hit with level, sl_hit, breakeven, "
+        "close with price, cancel); each destination gets a reply to the post.",
+        body="input",
+        writes=True,
+        tag="Copy trading",
+        example={"event": "tp_hit", "level": 1},
+    ),
+    RestRoute(
+        "GET",
+        "/api/copy-trading/subscribers",
+        "ListSubscribers",
+        "List subscribers, newest first; status is active or expired.",
+        tag="Copy trading",
+        query_params=("status", "page", "pageSize"),
+    ),
+    RestRoute(
+        "GET",
+        "/api/copy-trading/stats",
+        "GetSignalStats",
+        "Counts, win rate (wins over closed signals), pips and average R, overall "
+        "and by pair. Pips: 0.01 for fiat pairs quoted in JPY, 0.1 for XAUUSD, "
+        "0.0001 for other fiat pairs; other pairs in percent.",
+        tag="Copy trading",
+        query_params=("pair", "from", "to"),
+    ),
 )

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from domain.errors import InvalidInput
 from domain.referral_apply import Application
 from domain.workspaces import Registration
-from resolvers import billing, bots, leads, referrals, workspace
+from resolvers import billing, bots, copy_trading, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import (
     BillingModule,
@@ -24,6 +24,15 @@ from schema.billing import (
     TronTransferInput,
 )
 from schema.bots import Bot, BotMode, BotStep, BotStepInput, ConnectBotInput
+from schema.copy_trading import (
+    AddSubscriberInput,
+    Signal,
+    SignalDestination,
+    SignalDestinationInput,
+    SignalEventInput,
+    SignalInput,
+    Subscriber,
+)
 from schema.extensions import Transaction
 from schema.inputs import (
     ActivityInput,
@@ -382,6 +391,73 @@ class Mutation:
     @mutation(CanWrite, "Stop the bot.", module="onboarding")
     async def stop_bot(self, info: Info[Context, None], bot_id: strawberry.ID) -> Bot:
         return Bot.from_view(await bots.stop_bot(info.context, bot_id))
+
+    @mutation(
+        CanWrite,
+        "Add a channel or group where a bot of the workspace can post signals.",
+        module="copy_trading",
+    )
+    async def create_signal_destination(
+        self, info: Info[Context, None], input: SignalDestinationInput
+    ) -> SignalDestination:
+        row = await copy_trading.create_destination(
+            info.context, bot_id=input.bot_id, chat_id=input.chat_id, title=input.title
+        )
+        return SignalDestination.from_row(row)
+
+    @mutation(CanWrite, module="copy_trading")
+    async def delete_signal_destination(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeletePayload:
+        deleted = await copy_trading.delete_destination(info.context, id)
+        return DeletePayload(id=strawberry.ID(deleted))
+
+    @mutation(
+        CanWrite,
+        "Create a signal and post it to the destinations given.",
+        module="copy_trading",
+    )
+    async def create_signal(
+        self, info: Info[Context, None], input: SignalInput
+    ) -> Signal:
+        view = await copy_trading.create_signal(
+            info.context, input.to_draft(), list(input.destinations or [])
+        )
+        return Signal.from_view(view)
+
+    @mutation(
+        CanWrite,
+        "Record a lifecycle event and reply to the post in each destination.",
+        module="copy_trading",
+    )
+    async def record_signal_event(
+        self, info: Info[Context, None], id: strawberry.ID, input: SignalEventInput
+    ) -> Signal:
+        view = await copy_trading.record_event(
+            info.context,
+            id,
+            event=input.event.value,
+            level=input.level,
+            price=input.price,
+        )
+        return Signal.from_view(view)
+
+    @mutation(
+        CanWrite,
+        "Add a subscriber, or renew the subscription of the same Telegram user.",
+        module="copy_trading",
+    )
+    async def add_subscriber(
+        self, info: Info[Context, None], input: AddSubscriberInput
+    ) -> Subscriber:
+        view = await copy_trading.add_subscriber(
+            info.context,
+            telegram_user_id=input.telegram_user_id,
+            username=input.username,
+            plan=input.plan,
+            expires_at=input.expires_at,
+        )
+        return Subscriber.from_view(view, info.context.now())
 
 
 def _fields(input: Any) -> dict[str, Any]:

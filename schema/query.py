@@ -1,12 +1,22 @@
 """The root Query type."""
 
+from datetime import datetime
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
-from resolvers import bots, leads, referrals, workspace
+from resolvers import bots, copy_trading, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import Billing
 from schema.bots import Bot, BotStep, CapturedLeadPage
+from schema.copy_trading import (
+    Signal,
+    SignalDestination,
+    SignalPage,
+    SignalStats,
+    SubscriberPage,
+)
 from schema.permissions import SignedIn, allow
 from schema.referrals import CommissionPlan, Conversion, Partner
 from schema.types import Lead, LeadPage, Member, PipelineStage, Workspace
@@ -103,3 +113,73 @@ class Query:
     @strawberry.field(extensions=allow(SignedIn))
     async def lead(self, info: Info[Context, None], id: strawberry.ID) -> Lead:
         return Lead.from_row(await leads.lead(info.context, id))
+
+    @strawberry.field(extensions=allow(SignedIn, module="copy_trading"))
+    async def signal_destinations(
+        self, info: Info[Context, None]
+    ) -> list[SignalDestination]:
+        rows = await copy_trading.list_destinations(info.context)
+        return [SignalDestination.from_row(row) for row in rows]
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="copy_trading"),
+        description="Signals, newest first. status open means pending or open; "
+        "from and to bound createdAt (from included, to excluded).",
+    )
+    async def signals(
+        self,
+        info: Info[Context, None],
+        status: str | None = None,
+        pair: str | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> SignalPage:
+        result = await copy_trading.signal_page(
+            info.context,
+            status=status,
+            pair=pair,
+            period_start=from_,
+            period_end=to,
+            page=page,
+            page_size=page_size,
+        )
+        return SignalPage.from_result(result)
+
+    @strawberry.field(extensions=allow(SignedIn, module="copy_trading"))
+    async def signal(self, info: Info[Context, None], id: strawberry.ID) -> Signal:
+        return Signal.from_view(await copy_trading.signal(info.context, id))
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="copy_trading"),
+        description="Counts, win rate and results of the signals created from "
+        "from (included) to to (excluded), overall and by pair.",
+    )
+    async def signal_stats(
+        self,
+        info: Info[Context, None],
+        pair: str | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+    ) -> SignalStats:
+        stats = await copy_trading.stats(
+            info.context, pair=pair, period_start=from_, period_end=to
+        )
+        return SignalStats.from_stats(stats)
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="copy_trading"),
+        description="Subscribers, newest first; status is active or expired.",
+    )
+    async def subscribers(
+        self,
+        info: Info[Context, None],
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> SubscriberPage:
+        result = await copy_trading.subscriber_page(
+            info.context, status=status, page=page, page_size=page_size
+        )
+        return SubscriberPage.from_result(result, info.context.now())

@@ -110,9 +110,33 @@ BOT_STEPS_PATH = (
     "%7B%20key%20type%20text%20%7D%20%7D"
 )
 
+
+async def create_signal(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/api/copy-trading/signals",
+        json={
+            "pair": "EURUSD",
+            "direction": "long",
+            "entry": "1.085",
+            "stopLoss": "1.080",
+            "takeProfits": ["1.090"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    signal_id: str = response.json()["id"]
+    return signal_id
+
+
+# A GraphQL GET that reads a signal's state and events, encoded as above.
+SIGNAL_PATH = (
+    "/graphql?query=%7B%20signal(id%3A%20%22{id}%22)%20"
+    "%7B%20status%20stopLoss%20events%20%7B%20type%20%7D%20%7D%20%7D"
+)
+
 PATH_OBJECTS: dict[str, PathObject] = {
     "leadId": PathObject("Lead", create_lead, "/api/leads/{id}"),
     "botId": PathObject("Bot", create_bot, BOT_STEPS_PATH),
+    "signalId": PathObject("Signal", create_signal, SIGNAL_PATH),
 }
 
 
