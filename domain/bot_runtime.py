@@ -78,7 +78,7 @@ async def start_bot(
         ) from None
     except TelegramError as error:
         raise InvalidInput(
-            f"Telegram refused to start the bot in {mode} mode: {error.description}",
+            f"Telegram rejected starting the bot in {mode} mode: {error.description}",
             field="mode",
         ) from None
     bot.mode = mode
@@ -101,13 +101,13 @@ async def stop_bot(
     secret_key: bytes,
     now: datetime,
 ) -> TelegramBot:
-    """Stop the bot; it is stopped here even when Telegram cannot be told."""
+    """Stop the bot, even when the webhook cannot be deleted at Telegram."""
     bot = await get_bot(session, bot_id)
     if bot.mode == "webhook" and bot.status == RUNNING:
         try:
             await api.delete_webhook(decrypt(secret_key, bot.token_encrypted))
         except TelegramError as error:
-            # Updates that still arrive are answered and dropped while stopped.
+            # The endpoint acknowledges and drops updates that still arrive.
             logger.warning("deleteWebhook failed on stop: %s", error.description)
             bot.last_error = (
                 "The webhook could not be removed at Telegram "
@@ -127,7 +127,7 @@ def _digest(secret: str) -> str:
 async def bot_for_webhook(
     session: AsyncSession, path: str, secret_header: str | None
 ) -> TelegramBot | None:
-    """The bot a webhook call is for, or None when the path or secret is wrong."""
+    """Return the bot a webhook call is for, or None for a wrong path or secret."""
     if not path or len(path) > 64:
         return None
     bot = (
@@ -137,7 +137,7 @@ async def bot_for_webhook(
     ).scalar_one_or_none()
     expected = bot.webhook_secret_hash if bot is not None else None
     given = _digest(secret_header or "")
-    # Compare even for an unknown path, so timing tells nothing about paths.
+    # Compare even for an unknown path, so that timing reveals no valid path.
     matches = hmac.compare_digest(given, expected or _digest(secrets.token_hex(8)))
     if bot is None or expected is None or secret_header is None or not matches:
         return None

@@ -32,8 +32,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import BotConversation, Lead, Partner, TelegramBot
 from domain import outbox
 from domain.errors import InvalidInput, NotFound
-from domain.flows import DEFAULT_RETRY, PLACEHOLDER, Step, load_steps
+from domain.flows import (
+    DEFAULT_PLAN,
+    DEFAULT_RETRY,
+    PLACEHOLDER,
+    SUBSCRIBE_LABELS,
+    Step,
+    load_steps,
+)
 from domain.leads import PHONE_PATTERN, default_stage
+from domain.subscribers import subscribe_from_bot
 from domain.telegram_html import escape
 from domain.timeline import add_system_entry
 from domain.validation import normalize_email
@@ -55,11 +63,13 @@ CONTACT_THANKS = "Thank you!"
 FLOW_CHANGED = "This conversation has changed; let's start again."
 EMPTY_FLOW = "This bot has no onboarding flow yet."
 LEAD_FIELDS = {"email": "email", "phone": "phone", "fullName": "full_name"}
+WAITING_STEPS = ("question", "choice", "contact", "subscribe")
+YES, NO = "yes", "no"
 
 
 @dataclass(slots=True)
 class _Turn:
-    """What handling one update does: the replies it queues, in order."""
+    """The state of handling one update: the bot, the chat and the replies queued."""
 
     bot: TelegramBot
     chat_id: int
@@ -88,7 +98,7 @@ class _Turn:
 
 
 def update_chat_id(update: Mapping[str, Any]) -> int | None:
-    """The chat an update belongs to, for ordering; None for other kinds."""
+    """Return the chat an update belongs to, or None for other kinds of update."""
     if "message" in update:
         return int(update["message"]["chat"]["id"])
     callback = update.get("callback_query")
@@ -182,6 +192,14 @@ async def _on_message(
             await _accept(session, turn, conversation, step, value, target)
         case "contact":
             await _on_contact(session, turn, conversation, step, sender, message)
+        case "subscribe":
+            labels = [label.casefold() for label in _subscribe_labels(step)]
+            if text.casefold() not in labels:
+                await turn.send(session, CHOICE_HINT)
+                await _prompt(session, turn, step)
+                return
+            answer = YES if labels.index(text.casefold()) == 0 else NO
+            await _subscribe(session, turn, conversation, step, answer)
 
 
 async def _on_contact(
@@ -221,6 +239,10 @@ async def _on_button(
     if conversation is None or conversation.step_key != key:
         return  # a button of an earlier message: the flow has moved on
     step = _step(turn, key)
+    if step is not None and step.type == "subscribe" and value in (YES, NO):
+        _refresh_identity(conversation, sender)
+        await _subscribe(session, turn, conversation, step, value)
+        return
     if step is None or step.type != "choice":
         return
     chosen = next((b for b in step.buttons if (b.value or b.text) == value), None)
@@ -229,6 +251,32 @@ async def _on_button(
     _refresh_identity(conversation, sender)
     target = chosen.next or _following(turn, step)
     await _accept(session, turn, conversation, step, value, target)
+
+
+async def _subscribe(
+    session: AsyncSession,
+    turn: _Turn,
+    conversation: BotConversation,
+    step: Step,
+    answer: str,
+) -> None:
+    if answer == YES:
+        lead = await _lead_for(session, turn, conversation)
+        await subscribe_from_bot(
+            session,
+            telegram_user_id=conversation.telegram_user_id,
+            username=conversation.username,
+            lead_id=lead.id,
+            plan=step.plan or DEFAULT_PLAN,
+            now=turn.now,
+        )
+    await _accept(session, turn, conversation, step, answer, _following(turn, step))
+
+
+def _subscribe_labels(step: Step) -> tuple[str, str]:
+    if len(step.buttons) == 2:
+        return step.buttons[0].text, step.buttons[1].text
+    return SUBSCRIBE_LABELS
 
 
 async def _restart(
@@ -294,7 +342,7 @@ async def _run_from(
         step = _step(turn, key)
         if step is None:
             break
-        if step.type in ("question", "choice", "contact"):
+        if step.type in WAITING_STEPS:
             await _prompt(session, turn, step)
             conversation.step_key = step.key
             conversation.updated_at = turn.now
@@ -327,6 +375,14 @@ async def _prompt(
             await turn.send(session, text, markup={"inline_keyboard": rows})
         case "contact":
             await turn.send(session, text, markup=_contact_keyboard())
+        case "subscribe":
+            rows = [
+                [{"text": label, "callback_data": f"{step.key}:{answer}"}]
+                for label, answer in zip(
+                    _subscribe_labels(step), (YES, NO), strict=True
+                )
+            ]
+            await turn.send(session, text, markup={"inline_keyboard": rows})
         case "link":
             url = fill_url(step.url or "", conversation)
             link = f'<a href="{escape(url)}">{escape(url)}</a>'
@@ -357,7 +413,7 @@ async def _complete(
 async def _lead_for(
     session: AsyncSession, turn: _Turn, conversation: BotConversation
 ) -> Lead:
-    """The person's lead in this workspace, made on the first answer."""
+    """Return the person's lead in this workspace, creating it when missing."""
     if conversation.lead_id is not None:
         lead = await session.get(Lead, conversation.lead_id)
         if lead is not None:
@@ -451,7 +507,7 @@ def _step(turn: _Turn, key: str) -> Step | None:
 
 
 def _following(turn: _Turn, step: Step) -> str | None:
-    """The step after ``step``: its ``next``, else the one below it."""
+    """Return the key of the step after ``step``: its ``next``, else the one below."""
     if step.next is not None:
         return step.next
     keys = [s.key for s in turn.steps]
@@ -532,7 +588,7 @@ class CapturedPage:
 async def captured(
     session: AsyncSession, bot_id: uuid.UUID, *, page: int, page_size: int
 ) -> CapturedPage:
-    """The people a bot has talked to, newest first."""
+    """List the people a bot has talked to, newest first."""
     if page < 1:
         raise InvalidInput("page must be 1 or more", field="page")
     if not 1 <= page_size <= 100:

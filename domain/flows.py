@@ -6,7 +6,7 @@ any problem saves nothing, and the error names the step and the problem.
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,11 @@ from db.models import TelegramBot
 from domain.errors import InvalidInput
 from domain.telegram_html import MESSAGE_LIMIT, InvalidTelegramHtml, visible_length
 
-STEP_TYPES = ("message", "question", "choice", "contact", "link", "end")
+STEP_TYPES = ("message", "question", "choice", "contact", "link", "subscribe", "end")
+# A subscribe step's buttons, unless the step gives its own two labels.
+SUBSCRIBE_LABELS = ("Subscribe", "No, thanks")
+DEFAULT_PLAN = "signals"
+PLAN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 CHECKS = ("email", "phone", "number", "text", "regex")
 KEY_PATTERN = re.compile(r"[a-z0-9_]{1,40}")
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -50,10 +54,21 @@ class Step:
     retry_text: str | None = None
     url: str | None = None
     next: str | None = None
+    plan: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"key": self.key, "type": self.type}
-        for name in ("text", "field", "check", "pattern", "retry_text", "url", "next"):
+        names = (
+            "text",
+            "field",
+            "check",
+            "pattern",
+            "retry_text",
+            "url",
+            "next",
+            "plan",
+        )
+        for name in names:
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.buttons:
@@ -119,7 +134,30 @@ def validate_steps(steps: Sequence[Step]) -> list[Step]:
         # The checked step, so a default field such as a contact's phone counts.
         if checked.field:
             fields.add(checked.field)
+    _check_no_silent_loop(cleaned)
     return cleaned
+
+
+def _check_no_silent_loop(steps: list[Step]) -> None:
+    """Refuse a loop of steps that never waits for the person: it would never end."""
+    keys = [step.key for step in steps]
+    by_key = {step.key: step for step in steps}
+    for start in steps:
+        path: list[str] = []
+        key: str | None = start.key
+        while key is not None:
+            step = by_key[key]
+            if step.type not in ("message", "link"):
+                break
+            if key in path:
+                loop = " -> ".join([*path[path.index(key) :], key])
+                raise InvalidInput(
+                    f"steps {loop} loop without waiting for an answer",
+                    field="steps",
+                )
+            path.append(key)
+            index = keys.index(key) + 1
+            key = step.next or (keys[index] if index < len(keys) else None)
 
 
 def _check_step(step: Step, where: str, keys: set[str], fields: set[str]) -> Step:
@@ -144,7 +182,11 @@ def _check_step(step: Step, where: str, keys: set[str], fields: set[str]) -> Ste
             step = Step(**{**step.as_json(), "field": step.field or "phone"})
         case "link":
             _check_link(step, where, fields)
-    if step.type not in ("message", "choice") and step.buttons:
+        case "subscribe":
+            step = _check_subscribe(step, where)
+    if step.type != "subscribe" and step.plan is not None:
+        raise _invalid(where, "plan is only for a subscribe step")
+    if step.type not in ("message", "choice", "subscribe") and step.buttons:
         raise _invalid(where, f"a {step.type} step takes no buttons")
     return step
 
@@ -170,6 +212,24 @@ def _check_question(step: Step, where: str) -> Step:
     retry = step.retry_text or DEFAULT_RETRY
     _check_html(retry, where, "retryText")
     return Step(**{**step.as_json(), "retry_text": retry})
+
+
+def _check_subscribe(step: Step, where: str) -> Step:
+    plan = step.plan or DEFAULT_PLAN
+    if not PLAN_PATTERN.fullmatch(plan):
+        raise _invalid(where, "plan must be 1 to 40 letters, digits, _ or -")
+    if step.buttons:
+        if len(step.buttons) != 2:
+            raise _invalid(
+                where, "a subscribe step takes two buttons: subscribe, then decline"
+            )
+        for button in step.buttons:
+            _check_button_text(button, where)
+            if button.url or button.value or button.next:
+                raise _invalid(where, "subscribe buttons take a text only")
+    if step.field is not None and not FIELD_PATTERN.fullmatch(step.field):
+        raise _invalid(where, "field must be a name like subscribed")
+    return replace(step, plan=plan, field=step.field or "subscribed")
 
 
 def _check_url_buttons(step: Step, where: str) -> None:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job
+from domain.errors import InvalidInput
 from domain.telegram_html import MESSAGE_LIMIT
 
 SEND_MESSAGE = "send_message"
@@ -76,7 +77,7 @@ async def enqueue_callback_answer(
     callback_query_id: str,
     now: datetime,
 ) -> Job:
-    """Queue the answer that stops a pressed button's spinner."""
+    """Queue the answerCallbackQuery call that stops a pressed button's spinner."""
     key = f"callback:{bot_id}:{callback_query_id}"
     existing = (
         await session.execute(select(Job).where(Job.key == key))
@@ -112,14 +113,55 @@ async def _add(
     return job
 
 
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    items: list[Job]
+    page: int
+    page_size: int
+    total: int
+
+
+async def list_jobs(
+    session: AsyncSession,
+    bot_id: uuid.UUID,
+    *,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> JobPage:
+    """Return a bot's queued and sent messages, newest first."""
+    if status is not None and status not in (PENDING, RUNNING, DONE, FAILED):
+        raise InvalidInput(
+            "status must be pending, running, done or failed", field="status"
+        )
+    if page < 1:
+        raise InvalidInput("page must be 1 or more", field="page")
+    if not 1 <= page_size <= 100:
+        raise InvalidInput("pageSize must be 1 to 100", field="pageSize")
+    conditions = [Job.bot_id == bot_id, Job.kind == SEND_MESSAGE]
+    if status is not None:
+        conditions.append(Job.status == status)
+    total = (
+        await session.execute(select(func.count()).select_from(Job).where(*conditions))
+    ).scalar_one()
+    rows = await session.execute(
+        select(Job)
+        .where(*conditions)
+        .order_by(Job.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return JobPage(list(rows.scalars()), page, page_size, total)
+
+
 def first_message_id(job: Job) -> int | None:
-    """The id of the first message a sent job produced, for replies to it."""
+    """Return the id of the first message a sent job produced, for replies."""
     ids = (job.result or {}).get("message_ids") or []
     return int(ids[0]) if ids else None
 
 
 def html_to_plain(text: str) -> str:
-    """The text a reader sees, for resending a message Telegram could not parse."""
+    """Return the visible text of Telegram HTML, for a plain-text resend."""
     return html.unescape(re.sub(r"<[^>]*>", "", text))
 
 

@@ -1,6 +1,6 @@
 """Resolvers of onboarding bots."""
 
-from domain import bot_runtime, bots, conversations, flows
+from domain import bot_runtime, bots, conversations, flows, outbox
 from domain.bots import BotView
 from domain.conversations import CapturedPage
 from domain.flows import Step
@@ -67,4 +67,13 @@ async def captured(
 ) -> CapturedPage:
     return await conversations.captured(
         ctx.db, parse_id(bot_id, "Bot"), page=page, page_size=page_size
+    )
+
+
+async def messages(
+    ctx: Context, bot_id: str, status: str | None, page: int, page_size: int
+) -> outbox.JobPage:
+    bot = await bots.get_bot(ctx.db, parse_id(bot_id, "Bot"))
+    return await outbox.list_jobs(
+        ctx.db, bot.id, status=status, page=page, page_size=page_size
     )

@@ -6,10 +6,11 @@ from typing import Self
 
 import strawberry
 
-from db.models import BotConversation
+from db.models import BotConversation, Job
 from domain.bots import BotView
 from domain.conversations import CapturedPage
 from domain.flows import Button, Step
+from domain.outbox import JobPage
 from schema.scalars import BigInt
 
 
@@ -65,6 +66,7 @@ class StepType(Enum):
     choice = "choice"
     contact = "contact"
     link = "link"
+    subscribe = "subscribe"
     end = "end"
 
 
@@ -97,6 +99,7 @@ class BotStep:
     retry_text: str | None
     url: str | None
     next: str | None
+    plan: str | None
 
     @classmethod
     def from_step(cls, step: Step) -> Self:
@@ -114,6 +117,7 @@ class BotStep:
             retry_text=step.retry_text,
             url=step.url,
             next=step.next,
+            plan=step.plan,
         )
 
 
@@ -129,7 +133,9 @@ class BotButtonInput:
     description="A step. message: text and link buttons; question: text, field, "
     "check (regex needs pattern) and retryText; choice: text and answer buttons, "
     "each may jump to a step; contact: text; link: text and a url that may use "
-    "{partnerCode} and captured fields; end: optional text."
+    "{partnerCode} and captured fields; subscribe: text, a plan, and two "
+    "optional button labels, adding the person to the copy-trading subscribers; "
+    "end: optional text."
 )
 class BotStepInput:
     key: str
@@ -142,6 +148,7 @@ class BotStepInput:
     retry_text: str | None = None
     url: str | None = None
     next: str | None = None
+    plan: str | None = None
 
     def to_step(self) -> Step:
         return Step(
@@ -158,6 +165,7 @@ class BotStepInput:
             retry_text=self.retry_text,
             url=self.url,
             next=self.next,
+            plan=self.plan,
         )
 
 
@@ -224,6 +232,51 @@ class CapturedLeadPage:
     def from_page(cls, page: CapturedPage) -> Self:
         return cls(
             items=[CapturedLead.from_row(row) for row in page.items],
+            page=page.page,
+            page_size=page.page_size,
+            total=page.total,
+        )
+
+
+@strawberry.type(description="A message queued for Telegram, and what became of it.")
+class BotMessage:
+    id: strawberry.ID
+    chat_id: BigInt
+    status: str = strawberry.field(description="pending, running, done or failed.")
+    attempts: int
+    last_error: str | None = strawberry.field(
+        description="Telegram's reason for the last failure, if any."
+    )
+    text: str = strawberry.field(description="The message as queued (its first part).")
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Job) -> Self:
+        parts = row.payload.get("parts") or [""]
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            chat_id=BigInt(row.chat_id),
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            text=str(parts[0]),
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+        )
+
+
+@strawberry.type
+class BotMessagePage:
+    items: list[BotMessage]
+    page: int
+    page_size: int
+    total: int
+
+    @classmethod
+    def from_page(cls, page: JobPage) -> Self:
+        return cls(
+            items=[BotMessage.from_row(row) for row in page.items],
             page=page.page,
             page_size=page.page_size,
             total=page.total,

@@ -9,7 +9,7 @@ from strawberry.types import Info
 from resolvers import bots, copy_trading, leads, referrals, workspace
 from resolvers.context import Context
 from schema.billing import Billing
-from schema.bots import Bot, BotStep, CapturedLeadPage
+from schema.bots import Bot, BotMessagePage, BotStep, CapturedLeadPage
 from schema.copy_trading import (
     Signal,
     SignalDestination,
@@ -105,6 +105,22 @@ class Query:
     ) -> CapturedLeadPage:
         result = await bots.captured(info.context, bot_id, page, page_size)
         return CapturedLeadPage.from_page(result)
+
+    @strawberry.field(
+        extensions=allow(SignedIn, module="onboarding"),
+        description="The bot's messages to Telegram, newest first; status "
+        "failed lists those Telegram refused, with its reason.",
+    )
+    async def bot_messages(
+        self,
+        info: Info[Context, None],
+        bot_id: strawberry.ID,
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> BotMessagePage:
+        result = await bots.messages(info.context, bot_id, status, page, page_size)
+        return BotMessagePage.from_page(result)
 
     @strawberry.field(extensions=allow(SignedIn))
     async def billing(self) -> Billing:

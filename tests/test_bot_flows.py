@@ -23,7 +23,7 @@ from tests.fakes.bot_api import FakeBotApi
 DEFAULT_RETRY = "That does not look right. Please try again."
 STEP_KEYS = (
     "key", "type", "text", "buttons", "field", "check", "pattern", "retryText",
-    "url", "next",
+    "url", "next", "plan",
 )  # fmt: skip
 
 FLOW: list[dict[str, Any]] = [
@@ -76,6 +76,7 @@ BASELINE: list[dict[str, Any]] = [
 
 STEP_FIELDS = """
 key type text buttons { text url value next } field check pattern retryText url next
+plan
 """
 BOT_STEPS = f"query($botId: ID!) {{ botSteps(botId: $botId) {{ {STEP_FIELDS} }} }}"
 SET_STEPS = f"""
@@ -97,6 +98,9 @@ def returned(step: dict[str, Any]) -> dict[str, Any]:
         full["retryText"] = DEFAULT_RETRY
     if step["type"] == "contact" and full["field"] is None:
         full["field"] = "phone"
+    if step["type"] == "subscribe":
+        full["field"] = full["field"] or "subscribed"
+        full["plan"] = full["plan"] or "signals"
     return full
 
 
@@ -333,6 +337,33 @@ INVALID: dict[str, tuple[list[dict[str, Any]], str]] = {
     ),
     "bare ampersand": html_case("Tom & Jerry", "a bare & must be written &amp;"),
     "bare less-than": html_case("1 < 2", "a bare < must be written &lt;"),
+    "messages that loop": (
+        [message("a", next="b"), message("b", next="a")],
+        "steps a -> b -> a loop without waiting for an answer",
+    ),
+    "message that jumps to itself": (
+        [message("a", next="a")],
+        "steps a -> a loop without waiting for an answer",
+    ),
+    "subscribe with one button": (
+        [
+            {
+                "key": "sub",
+                "type": "subscribe",
+                "text": "Join?",
+                "buttons": [{"text": "Y"}],
+            }
+        ],
+        "step 1 ('sub'): a subscribe step takes two buttons: subscribe, then decline",
+    ),
+    "subscribe plan with spaces": (
+        [{"key": "sub", "type": "subscribe", "text": "Join?", "plan": "vip plan"}],
+        "step 1 ('sub'): plan must be 1 to 40 letters, digits, _ or -",
+    ),
+    "plan on a message": (
+        [message("a", plan="vip")],
+        "step 1 ('a'): plan is only for a subscribe step",
+    ),
 }
 
 

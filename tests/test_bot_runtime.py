@@ -6,6 +6,7 @@ with the Telegram workers running beside the session's server.
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from db.models import Activity, BotConversation, BotUpdate, Job, Lead, TelegramB
 from tests.conftest import Server, TelegramWorkers, Workspace
 from tests.fakes.bot_api import CAN_NOT_PARSE, FakeBotApi
 from tests.support.waiting import eventually
+from workers.maintenance import purge_old_updates
 
 pytestmark = pytest.mark.usefixtures("telegram_workers")
 
@@ -121,7 +123,8 @@ async def finished_jobs(server: Server, chat_id: int) -> list[Job]:
     """Wait until every job to the chat has finished, and return them in order."""
 
     async def finished() -> bool:
-        return all(job.finished_at for job in await jobs_to(server, chat_id))
+        jobs = await jobs_to(server, chat_id)
+        return bool(jobs) and all(job.finished_at for job in jobs)
 
     await eventually(finished)
     return await jobs_to(server, chat_id)
@@ -202,7 +205,7 @@ async def test_telegram_refusing_webhook_is_400_and_keeps_state(
 
     assert response.status_code == 400
     assert response.json() == {
-        "error": "Telegram refused to start the bot in webhook mode: Bad Request: "
+        "error": "Telegram rejected starting the bot in webhook mode: Bad Request: "
         "bad webhook: HTTPS url must be provided"
     }
     async with server.sessions() as db:
@@ -851,3 +854,126 @@ async def test_messages_to_a_chat_are_paced(
     assert second.finished_at is not None
     # The test workers space messages to one chat by a tenth of a second.
     assert (second.finished_at - first.finished_at).total_seconds() >= 0.1
+
+
+BOT_MESSAGES = """
+query($botId: ID!, $status: String) {
+  botMessages(botId: $botId, status: $status) {
+    items { chatId status attempts lastError text }
+    total
+  }
+}
+"""
+
+
+async def test_failed_messages_are_listed(
+    server: Server,
+    workspace: Workspace,
+    other_workspace: Workspace,
+    bot_api: FakeBotApi,
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    bot_api.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=user)
+    await say(bot_api, token, "/start", user)
+    await finished_jobs(server, user)
+    variables = {"botId": bot_id, "status": "failed"}
+
+    response = await workspace.member.post(
+        "/graphql", json={"query": BOT_MESSAGES, "variables": variables}
+    )
+    other = await other_workspace.owner.post(
+        "/graphql", json={"query": BOT_MESSAGES, "variables": variables}
+    )
+    bad = await workspace.owner.post(
+        "/graphql",
+        json={"query": BOT_MESSAGES, "variables": {"botId": bot_id, "status": "lost"}},
+    )
+
+    assert response.json()["data"]["botMessages"] == {
+        "items": [
+            {
+                "chatId": str(user),
+                "status": "failed",
+                "attempts": 1,
+                "lastError": "Bad Request: chat not found",
+                "text": "Welcome to <b>Acme</b> &amp; co!",
+            }
+        ],
+        "total": 1,
+    }
+    assert other.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert bad.json()["errors"][0]["message"] == (
+        "status must be pending, running, done or failed"
+    )
+
+
+SUBSCRIBE_FLOW: list[dict[str, Any]] = [
+    {"key": "join", "type": "subscribe", "text": "Get our signals?", "plan": "vip"},
+    {"key": "bye", "type": "end", "text": "Done."},
+]
+
+
+async def test_subscribe_step_adds_a_subscriber(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api, SUBSCRIBE_FLOW)
+    await start(workspace.owner, bot_id, "webhook")
+    user, declining = unique_user(), unique_user()
+
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 1)
+    offer = bot_api.sent_to(user)[0]
+    await bot_api.deliver(token, bot_api.callback_update("join:yes", user_id=user))
+    await texts_to(bot_api, user, 2)
+    await say(bot_api, token, "/start", declining)
+    await say(bot_api, token, "no, thanks", declining)
+    await texts_to(bot_api, declining, 2)
+
+    assert offer.reply_markup == {
+        "inline_keyboard": [
+            [{"text": "Subscribe", "callback_data": "join:yes"}],
+            [{"text": "No, thanks", "callback_data": "join:no"}],
+        ]
+    }
+    listed = await workspace.owner.get("/api/copy-trading/subscribers")
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    (subscriber,) = [i for i in items if i["telegramUserId"] == str(user)]
+    assert subscriber["plan"] == "vip"
+    assert subscriber["expiresAt"] is None
+    assert all(i["telegramUserId"] != str(declining) for i in items)
+    (lead,) = await lead_of(server, user)
+    assert (await conversation(server, user)).answers == {"subscribed": "yes"}
+    assert (await conversation(server, declining)).answers == {"subscribed": "no"}
+    assert (await conversation(server, user)).lead_id == lead.id
+
+
+async def test_old_updates_are_purged(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api, SUBSCRIBE_FLOW)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await bot_api.deliver(token, bot_api.callback_update("join:no", user_id=user))
+    await texts_to(bot_api, user, 2)
+    await finished_jobs(server, user)
+
+    async with server.sessions() as db:
+        kept = await purge_old_updates(db, now=server.clock.now())
+    async with server.sessions() as db:
+        purged = await purge_old_updates(db, now=server.clock.now() + timedelta(days=8))
+    jobs = await jobs_to(server, user)
+
+    assert kept == (0, 0)
+    assert purged[0] >= 2
+    assert purged[1] >= 1
+    assert [job.kind for job in jobs] == ["send_message", "send_message"]
+    async with server.sessions() as db:
+        left = await db.scalar(
+            select(func.count()).select_from(BotUpdate).where(BotUpdate.chat_id == user)
+        )
+    assert left == 0
+    assert (await conversation(server, user)).answers == {"subscribed": "no"}

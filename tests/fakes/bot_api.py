@@ -11,6 +11,7 @@ retry_after, 400 for bad entities, 403 for a blocked bot, 409, 500.
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,8 @@ class FakeBotApi:
     bots: dict[str, FakeBot] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
+    # When each message was sent, in time.time() seconds.
+    sent_at: list[float] = field(default_factory=list)
     answered_callbacks: list[str] = field(default_factory=list)
     errors: list[ScriptedError] = field(default_factory=list)
     # chat id -> the chat's JSON; (chat id, user id) -> the member's status JSON.
@@ -317,6 +320,7 @@ class FakeBotApi:
         if reply:
             reply_to = json.loads(reply)["message_id"]
         message_id = next(self._message_ids)
+        self.sent_at.append(time.time())
         self.sent.append(
             SentMessage(
                 token=token,
