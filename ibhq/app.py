@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.engine import create_engine, create_session_factory
+from db.engine import create_engine, create_session_factory, is_sqlite
 from domain import passwords
 from domain.bot_runtime import WEBHOOK_PREFIX
 from domain.clock import Clock, SystemClock
@@ -33,6 +33,7 @@ from rest_compat.executor import route_endpoint
 from rest_compat.openapi import openapi_document
 from rest_compat.routes import ROUTES
 from schema import IbhqSchema, QueryLimits, build_schema
+from workers.ingest_gate import IngestGate
 from workers.runner import Wakeups, run_workers
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ def create_app(
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
     bot_api = AiogramBotApi(settings.telegram_api_url)
-    wakeups = Wakeups()
+    wakeups = Wakeups(
+        ingest=IngestGate(enabled=is_sqlite(settings.resolved_database_url))
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -2,9 +2,9 @@
 
 It is not a route of the REST reference and its body is Telegram's Update,
 not ours, so it is a plain Starlette endpoint beside the route table rather
-than a GraphQL operation. It stores the update and answers at once; the
-update worker does the work. A wrong path or secret is 401 before anything
-is read or written.
+than a GraphQL operation. It stores the update and responds at once, and
+the update worker handles it later. A wrong path or secret gets 401 before
+the body is read or anything is written.
 """
 
 import json
@@ -17,6 +17,7 @@ from db.tenancy import TENANT_KEY
 from domain import bot_runtime
 from ibhq.bodies import BodyTooLarge, read_body
 from ibhq.context import services_of
+from workers.runner import Wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ async def telegram_webhook(request: Request) -> Response:
         if bot is None:
             return _error(401, "Unknown webhook or wrong secret token")
         if bot.status != bot_runtime.RUNNING or bot.mode != "webhook":
-            # Stopped: answer so that Telegram stops resending, and drop it.
+            # A stopped bot: acknowledge so that Telegram stops resending, and drop.
             return JSONResponse({"ok": True})
         try:
             update = json.loads(await read_body(request, MAX_UPDATE_BYTES))
@@ -43,17 +44,18 @@ async def telegram_webhook(request: Request) -> Response:
             return _error(413, "The update is too large")
         except ValueError:
             return _error(400, "The body is not JSON")
-        await db.begin_writes()
-        db.info[TENANT_KEY] = bot.tenant_id
-        try:
-            stored = await bot_runtime.store_update(
-                db, bot, update, now=services.clock.now()
-            )
-        except bot_runtime.MalformedUpdate as error:
-            return _error(400, f"The body is not a Telegram update: {error}")
-        await db.commit()
-    wakeups = getattr(request.app.state, "wakeups", None)
-    if stored and wakeups is not None:
+        wakeups: Wakeups = request.app.state.wakeups
+        async with wakeups.ingest.ingesting():
+            await db.begin_writes()
+            db.info[TENANT_KEY] = bot.tenant_id
+            try:
+                stored = await bot_runtime.store_update(
+                    db, bot, update, now=services.clock.now()
+                )
+            except bot_runtime.MalformedUpdate as error:
+                return _error(400, f"The body is not a Telegram update: {error}")
+            await db.commit()
+    if stored:
         wakeups.updates.set()
     return JSONResponse({"ok": True})
 

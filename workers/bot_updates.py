@@ -6,7 +6,7 @@ transaction with the replies it queues. An update whose handling fails is
 marked failed with the reason, so one bad update cannot stall its chat.
 
 A poller runs per bot in polling mode. It claims the bot with a lease in the
-database, so two worker processes never poll one bot (Telegram would answer
+database, so two worker processes never poll one bot (Telegram would reject
 the second with 409), and gives the bot up when it is stopped or switched.
 """
 
@@ -36,6 +36,7 @@ from domain.telegram import (
     TelegramError,
     TelegramRejected,
 )
+from workers.ingest_gate import IngestGate
 from workers.sender import finish_before_stopping
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ MAX_BACKOFF_SECONDS = 60.0
 class UpdateWorkerConfig:
     secret_key: bytes
     idle_seconds: float = 0.5
-    # How long getUpdates waits for an update before answering empty.
+    # How long getUpdates waits for an update before returning an empty list.
     poll_wait_seconds: int = 25
     lease: timedelta = timedelta(seconds=90)
     # To skip the updates of a workspace whose onboarding module is off.
@@ -62,12 +63,14 @@ class UpdateWorker:
         clock: Clock,
         on_queued: Callable[[], None] = lambda: None,
         wake: asyncio.Event | None = None,
+        gate: IngestGate | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock
         self._on_queued = on_queued
         self.wake = wake or asyncio.Event()
+        self._gate = gate or IngestGate()
 
     async def run(self) -> None:
         while True:
@@ -109,6 +112,7 @@ class UpdateWorker:
             await db.begin_reads()
             if not (await db.execute(select(query.exists()))).scalar():
                 return False
+            await self._gate.wait_idle()
             await db.begin_writes()
             if db.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=BotUpdate)

@@ -11,7 +11,8 @@ from db.engine import RequestSession, create_engine, create_session_factory
 from domain.clock import Clock, SystemClock
 from integrations.telegram_bot_api import AiogramBotApi
 from workers.bot_updates import Pollers, UpdateWorker, UpdateWorkerConfig
-from workers.maintenance import purge_expired
+from workers.ingest_gate import IngestGate
+from workers.maintenance import purge_expired, purge_old_updates
 from workers.payment_monitor import PaymentMonitorConfig, run_payment_monitor
 from workers.sender import Sender, SenderConfig
 
@@ -43,6 +44,7 @@ class Wakeups:
 
     updates: asyncio.Event = field(default_factory=asyncio.Event)
     jobs: asyncio.Event = field(default_factory=asyncio.Event)
+    ingest: IngestGate = field(default_factory=IngestGate)
 
 
 async def run_workers(
@@ -80,13 +82,16 @@ async def run_telegram_workers(
 ) -> None:
     """Send the outbox's messages, handle stored updates, and poll."""
     api = AiogramBotApi(config.api_url)
-    sender = Sender(sessions, api, config.sender, clock, wake=wakeups.jobs)
+    sender = Sender(
+        sessions, api, config.sender, clock, wake=wakeups.jobs, gate=wakeups.ingest
+    )
     updates = UpdateWorker(
         sessions,
         config.updates,
         clock,
         on_queued=wakeups.jobs.set,
         wake=wakeups.updates,
+        gate=wakeups.ingest,
     )
     pollers = Pollers(sessions, api, config.updates, clock, wakeups.updates.set)
     try:
@@ -107,6 +112,7 @@ async def _maintenance_loop(
                 await purge_expired(
                     db, now=clock.now(), login_window=config.login_window
                 )
+                await purge_old_updates(db, now=clock.now())
         except Exception:
             # Keep the loop alive through a database outage; the next pass retries.
             logger.exception(

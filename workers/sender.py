@@ -53,10 +53,13 @@ from domain.telegram import (
     TelegramRejected,
     TelegramRetryAfter,
 )
+from workers.ingest_gate import IngestGate
 
 logger = logging.getLogger(__name__)
 
 BOT_PACE_KEY = 0
+# A reply whose original message failed fails too, instead of standing alone.
+_ORIGINAL_FAILED = -1
 SHUTDOWN_GRACE_SECONDS = 20.0
 MAX_BACKOFF_SECONDS = 300
 
@@ -107,12 +110,14 @@ class Sender:
         config: SenderConfig,
         clock: Clock,
         wake: asyncio.Event | None = None,
+        gate: IngestGate | None = None,
     ) -> None:
         self._sessions = sessions
         self._api = api
         self._config = config
         self._clock = clock
         self.wake = wake or asyncio.Event()
+        self._gate = gate or IngestGate()
 
     async def run(self) -> None:
         while True:
@@ -168,6 +173,7 @@ class Sender:
             await db.begin_reads()
             if not (await db.execute(select(query.exists()))).scalar():
                 return []
+            await self._gate.wait_idle()
             await db.begin_writes()
             if db.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Job)
@@ -209,6 +215,10 @@ class Sender:
         parts: list[str] = list(payload["parts"])
         sent: list[int] = list((job.result or {}).get("message_ids", []))
         reply_to = await self._reply_target(payload.get("reply_to_job_id"))
+        if reply_to is _ORIGINAL_FAILED:
+            return _Outcome(
+                FAILED, error="The message this replies to was not delivered"
+            )
         try:
             while len(sent) < len(parts):
                 index = len(sent)
@@ -226,8 +236,8 @@ class Sender:
                     if not payload["html"]:
                         raise
                     logger.warning(
-                        "job %s: Telegram refused the HTML (%s); sending it as "
-                        "plain text",
+                        "job %s: Telegram rejected the HTML (%s), so it is resent "
+                        "as plain text",
                         job.id,
                         error.description,
                     )
@@ -241,12 +251,17 @@ class Sender:
         return _Outcome(DONE, chat_pause=self._chat_interval(job.chat_id))
 
     async def _reply_target(self, job_id: int | None) -> int | None:
+        """Return the message id to reply to, or _ORIGINAL_FAILED."""
         if job_id is None:
             return None
         async with self._sessions() as db:
             await db.begin_reads()
             original = await db.get(Job, job_id)
-            return first_message_id(original) if original is not None else None
+            if original is None:
+                return None
+            if original.status == FAILED:
+                return _ORIGINAL_FAILED
+            return first_message_id(original)
 
     async def _token(self, bot_id: uuid.UUID) -> str:
         async with self._sessions() as db:
@@ -271,6 +286,7 @@ class Sender:
         )
 
     async def _finish(self, results: list[tuple[Job, _Outcome]]) -> None:
+        await self._gate.wait_idle()
         now = self._clock.now()
         async with self._sessions() as db:
             await db.begin_writes()
