@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job, Signal, SignalDelivery, SignalEvent
 from domain.errors import InvalidInput
-from domain.outbox import enqueue_message
+from domain.outbox import FAILED, enqueue_message
 from domain.signal_results import price_move, reference_entry
 from domain.signal_text import event_text
 from domain.signals import EVENTS, check_price, get_signal
@@ -186,7 +186,8 @@ async def _queue_replies(
     ).all()
     text = event_text(signal, event)
     for post, job in posts:
-        if job is None:
+        if job is None or job.status == FAILED:
+            # No post to reply under: the bot was removed or Telegram refused it.
             continue
         reply = await enqueue_message(
             session,

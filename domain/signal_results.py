@@ -16,7 +16,7 @@ Rules:
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from db.models import Signal
 
@@ -25,6 +25,8 @@ PERCENT = "percent"
 PIP_STEP = Decimal("0.1")
 PERCENT_STEP = Decimal("0.01")
 R_STEP = Decimal("0.01")
+# Digits for results: two valid prices can differ by 25 orders of magnitude.
+RESULT_PRECISION = 60
 GOLD_PIP = Decimal("0.1")
 JPY_PIP = Decimal("0.01")
 FOREX_PIP = Decimal("0.0001")
@@ -71,17 +73,21 @@ def price_move(signal: Signal, price: Decimal) -> Decimal:
 
 def result_at(signal: Signal, price: Decimal) -> Decimal:
     """Return the result of exiting at ``price``, in the pair's unit."""
-    move = price_move(signal, price)
-    size = pip_size(signal.pair)
-    if size is None:
-        percent = move / reference_entry(signal) * 100
-        return percent.quantize(PERCENT_STEP, rounding=ROUND_HALF_UP)
-    return (move / size).quantize(PIP_STEP, rounding=ROUND_HALF_UP)
+    # Enough precision for any ratio of two valid prices, quantized to 0.01.
+    with localcontext(prec=RESULT_PRECISION):
+        move = price_move(signal, price)
+        size = pip_size(signal.pair)
+        if size is None:
+            percent = move / reference_entry(signal) * 100
+            return percent.quantize(PERCENT_STEP, rounding=ROUND_HALF_UP)
+        return (move / size).quantize(PIP_STEP, rounding=ROUND_HALF_UP)
 
 
 def r_multiple_at(signal: Signal, price: Decimal) -> Decimal:
-    risk = abs(reference_entry(signal) - signal.initial_stop_loss)
-    return (price_move(signal, price) / risk).quantize(R_STEP, rounding=ROUND_HALF_UP)
+    with localcontext(prec=RESULT_PRECISION):
+        risk = abs(reference_entry(signal) - signal.initial_stop_loss)
+        ratio = price_move(signal, price) / risk
+        return ratio.quantize(R_STEP, rounding=ROUND_HALF_UP)
 
 
 def result_of(signal: Signal) -> Decimal | None:
@@ -126,10 +132,11 @@ class Tally:
             self.breakeven += 1
         result = result_of(signal)
         r_multiple = r_multiple_of(signal)
-        if result is not None and result_unit(signal.pair) == PIPS:
-            self.total_pips += result
-        elif result is not None:
-            self.total_percent += result
+        with localcontext(prec=RESULT_PRECISION):
+            if result is not None and result_unit(signal.pair) == PIPS:
+                self.total_pips += result
+            elif result is not None:
+                self.total_percent += result
         if r_multiple is not None:
             self.r_values.append(r_multiple)
 
@@ -145,8 +152,9 @@ class Tally:
     def average_r(self) -> Decimal | None:
         if not self.r_values:
             return None
-        average = sum(self.r_values, Decimal(0)) / len(self.r_values)
-        return average.quantize(R_STEP, rounding=ROUND_HALF_UP)
+        with localcontext(prec=RESULT_PRECISION):
+            average = sum(self.r_values, Decimal(0)) / len(self.r_values)
+            return average.quantize(R_STEP, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,8 +68,11 @@ def event_text(signal: Signal, event: SignalEvent) -> str:
         return f"🎯 {name}: TP{event.level} hit at {_code(price)} ({result})."
     if event.type == "sl_hit":
         assert event.price is not None
-        result = _result_text(signal, event.price)
-        return f"🛑 {name}: stop loss hit at {_code(event.price)} ({result})."
+        # After a take profit the trade is measured there, not at the stop.
+        measured = signal.exit_price if signal.exit_price is not None else event.price
+        result = _result_text(signal, measured)
+        after = f" after TP{signal.tp_hit_level}" if signal.tp_hit_level else ""
+        return f"🛑 {name}: stop loss hit at {_code(event.price)}{after} ({result})."
     if event.type == "breakeven":
         return f"🔒 {name}: stop moved to the entry, {_code(signal.stop_loss)}."
     if event.type == "close":

@@ -33,6 +33,9 @@ MAX_DESTINATIONS = 20
 MAX_NOTE_LENGTH = 1000
 MAX_SIGNIFICANT_DIGITS = 20
 MAX_PRICE_LENGTH = 40
+# Prices from 1e-12 (tiny tokens) up to, but not including, 1e13.
+MIN_PRICE_EXPONENT = -12
+MAX_PRICE_EXPONENT = 12
 MAX_PAGE_SIZE = 100
 STATUS_FILTERS = {
     "open": ("pending", "open"),
@@ -82,13 +85,14 @@ class SignalPage:
 
 
 def normalize_pair(value: str) -> str:
-    pair = PAIR_SEPARATORS.sub("", value).upper()
-    if not PAIR_PATTERN.fullmatch(pair):
+    pair = PAIR_SEPARATORS.sub("", value)
+    # Check before upper(), which turns some letters into ASCII ones: ß to SS.
+    if not pair.isascii() or not PAIR_PATTERN.fullmatch(pair.upper()):
         raise InvalidInput(
             "pair must be 3 to 20 letters or digits, such as EURUSD or EUR/USD",
             field="pair",
         )
-    return pair
+    return pair.upper()
 
 
 def normalize_direction(value: str) -> str:
@@ -104,6 +108,18 @@ def normalize_direction(value: str) -> str:
 def check_price(value: Decimal, *, field: str) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise InvalidInput(f"{field} must be a positive price", field=field)
+    # Bounds first: writing out 1e-999999999 would take a billion characters.
+    if not MIN_PRICE_EXPONENT <= value.adjusted() <= MAX_PRICE_EXPONENT:
+        raise InvalidInput(
+            f"{field} must be between 1e{MIN_PRICE_EXPONENT} and "
+            f"1e{MAX_PRICE_EXPONENT + 1}",
+            field=field,
+        )
+    digits = len(value.as_tuple().digits)
+    if digits > MAX_PRICE_LENGTH:
+        raise InvalidInput(
+            f"{field} must have at most {MAX_PRICE_LENGTH} digits", field=field
+        )
     digits = len(value.normalize().as_tuple().digits)
     if digits > MAX_SIGNIFICANT_DIGITS or len(price_text(value)) > MAX_PRICE_LENGTH:
         raise InvalidInput(

@@ -15,6 +15,7 @@ from graphql import (
     type_from_ast,
 )
 from graphql.utilities.validate_input_value import validate_input_value
+from starlette.datastructures import QueryParams
 
 from rest_compat.operations import Operation
 
@@ -37,6 +38,10 @@ def query_variables(
 ) -> dict[str, Any]:
     """Turn query-string parameters into typed variables of the operation."""
     variables: dict[str, Any] = {}
+    if isinstance(params, QueryParams):
+        for name in params:
+            if len(params.getlist(name)) > 1:
+                raise BadRequest(f"Query parameter '{name}' is given more than once")
     for name, raw in params.items():
         spec = operation.variables.get(name)
         if spec is None or name not in accepted:

@@ -1,5 +1,6 @@
 """Scalars: Decimal and BigInt travel as fixed-point strings, times in UTC with Z."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NewType
@@ -14,15 +15,37 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+# What a string must look like: ASCII digits, no underscores, no NaN.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Bounds on the size of a decimal, so that writing it out stays cheap:
+# 1e-999999999 is a short input but a billion characters in fixed point.
+MAX_DECIMAL_EXPONENT = 100
+
+
 def _to_decimal(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise ValueError("Decimal must be a number or a numeric string")
+    if isinstance(value, str):
+        value = value.strip()
+        if not DECIMAL_TEXT.fullmatch(value):
+            raise ValueError(f"Decimal cannot represent {value[:40]!r}")
     try:
-        result = Decimal(value.strip() if isinstance(value, str) else value)
+        result = Decimal(value)
     except InvalidOperation:
         raise ValueError(f"Decimal cannot represent {str(value)[:40]!r}") from None
     if not result.is_finite():
         raise ValueError("Decimal must be a finite number")
+    exponent = result.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if (
+        exponent < -MAX_DECIMAL_EXPONENT
+        or result.adjusted() > MAX_DECIMAL_EXPONENT
+        or len(result.as_tuple().digits) > 2 * MAX_DECIMAL_EXPONENT
+    ):
+        raise ValueError(
+            f"Decimal must be between 1e-{MAX_DECIMAL_EXPONENT} and "
+            f"1e{MAX_DECIMAL_EXPONENT} in size"
+        )
     return result
 
 
@@ -42,14 +65,23 @@ DECIMAL = strawberry.scalar(
 )
 
 
+MAX_BIGINT_DIGITS = 40
+BIGINT_TEXT = re.compile(rf"-?[0-9]{{1,{MAX_BIGINT_DIGITS}}}")
+
+
 def _to_bigint(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("BigInt must be an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, Decimal) and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() <= MAX_BIGINT_DIGITS
+        and value == value.to_integral_value()
+    ):
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and BIGINT_TEXT.fullmatch(value.strip()):
         return int(value.strip())
     raise ValueError("BigInt must be an integer or a string of digits")
 

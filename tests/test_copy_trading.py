@@ -923,3 +923,96 @@ async def test_create_without_destinations_queues_nothing(
             .where(Job.key.like(f"signal:{signal_id}%"))
         )
     assert jobs == 0
+
+
+# Sizes and spellings that must be refused before any work is done.
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '"entry": "1e-999999999"',
+            "Invalid value for 'entry': Decimal must be between 1e-100 and 1e100 "
+            "in size",
+        ),
+        (
+            '"entry": 1e999999999',
+            "Invalid value for 'entry': Decimal must be between 1e-100 and 1e100 "
+            "in size",
+        ),
+        (
+            '"entry": "0e-999999999"',
+            "Invalid value for 'entry': Decimal must be between 1e-100 and 1e100 "
+            "in size",
+        ),
+        ('"entry": "1e-13"', "entry must be between 1e-12 and 1e13"),
+        ('"entry": "1e13"', "entry must be between 1e-12 and 1e13"),
+        (
+            '"entry": "1_085"',
+            "Invalid value for 'entry': Decimal cannot represent '1_085'",
+        ),
+        (
+            # Arabic-Indic digits, which Decimal() alone would accept.
+            '"entry": "\u0661.\u0660\u0668\u0665"',
+            "Invalid value for 'entry': Decimal cannot represent "
+            "'\u0661.\u0660\u0668\u0665'",
+        ),
+    ],
+)
+async def test_extreme_prices_rejected(
+    server: Server, workspace: Workspace, content: str, message: str
+) -> None:
+    body = (
+        '{"pair": "EURUSD", "direction": "long", "stopLoss": "1.080", '
+        f'"takeProfits": ["1.090"], {content}}}'
+    )
+    before = await signal_count(server, workspace.tenant_id)
+
+    response = await workspace.owner.post(
+        SIGNALS, content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+    assert await signal_count(server, workspace.tenant_id) == before
+
+
+@pytest.mark.parametrize("pair", ["eurußd", "\ufb00usd", "eurusd\u0131"])
+async def test_non_ascii_pair_rejected(workspace: Workspace, pair: str) -> None:
+    response = await create(workspace.owner, pair=pair)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "pair must be 3 to 20 letters or digits, such as EURUSD or EUR/USD"
+    }
+
+
+async def test_repeated_filter_rejected(workspace: Workspace) -> None:
+    response = await workspace.owner.get(f"{SIGNALS}?status=open&status=closed")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Query parameter 'status' is given more than once"
+    }
+
+
+async def test_widest_prices_close_cleanly(workspace: Workspace) -> None:
+    signal_id = await created_id(
+        workspace.owner,
+        pair="BTCUSDT",
+        entry="0.000000000002",
+        stopLoss="0.000000000001",
+        takeProfits=["9999999999999"],
+    )
+
+    await events(workspace.owner, signal_id, "activate")
+    response = await send_event(workspace.owner, signal_id, event="tp_hit", level=1)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["outcome"] == "win"
+    assert body["result"] == "499999999999949999999999900.00"
+    assert body["rMultiple"] == "9999999999998999999999998.00"
+    stats = await workspace.owner.get(STATS, params={"pair": "BTCUSDT"})
+    assert stats.status_code == 200

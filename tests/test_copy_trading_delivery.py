@@ -20,6 +20,13 @@ from tests.support.waiting import eventually
 
 SIGNALS = "/api/copy-trading/signals"
 ROLE_MESSAGE = "This action needs the owner or admin role"
+EURUSD_SIGNAL = {
+    "pair": "EURUSD",
+    "direction": "long",
+    "entry": "1.085",
+    "stopLoss": "1.080",
+    "takeProfits": ["1.090"],
+}
 CREATE_DESTINATION = """
 mutation($input: SignalDestinationInput!) {
   createSignalDestination(input: $input) { id botId chatId chatType title createdAt }
@@ -435,3 +442,103 @@ async def test_lost_admin_rights_fail_delivery(
     assert len(bot_api.sent_to(kept)) == 1
     assert bot_api.sent_to(lost) == []
     assert "<code>68000.5</code>" in bot_api.sent_to(kept)[0].text
+
+
+@pytest.mark.usefixtures("telegram_workers")
+async def test_stop_after_target_reply_shows_win(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot = await connect_bot(workspace, bot_api)
+    channel_id_, channel = await destination(workspace, bot_api, bot)
+    response = await workspace.owner.post(
+        SIGNALS,
+        json={
+            "pair": "XAUUSD",
+            "direction": "long",
+            "entry": "2345.67",
+            "stopLoss": "2335.67",
+            "takeProfits": ["2355.67", "2365.67"],
+            "destinations": [channel_id_],
+        },
+    )
+    signal_id = response.json()["id"]
+
+    for body in (
+        {"event": "activate"},
+        {"event": "tp_hit", "level": 1},
+        {"event": "sl_hit"},
+    ):
+        changed = await workspace.owner.patch(f"{SIGNALS}/{signal_id}", json=body)
+        assert changed.status_code == 200, changed.text
+    await eventually(lambda: len(bot_api.sent_to(channel)) == 4)
+
+    assert bot_api.sent_to(channel)[3].text == (
+        "🛑 <b>XAUUSD</b>: stop loss hit at <code>2335.67</code> after TP1 "
+        "(+100.0 pips, +1.00R)."
+    )
+
+
+@pytest.mark.usefixtures("telegram_workers")
+async def test_no_reply_under_failed_post(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot = await connect_bot(workspace, bot_api)
+    channel_id_, channel = await destination(workspace, bot_api, bot)
+    bot_api.fail(
+        "sendMessage",
+        403,
+        "Forbidden: bot was kicked from the channel chat",
+        chat_id=channel,
+    )
+    response = await workspace.owner.post(
+        SIGNALS, json={**EURUSD_SIGNAL, "destinations": [channel_id_]}
+    )
+    signal_id = response.json()["id"]
+
+    async def post_failed() -> bool:
+        signal = await signal_of(workspace.owner, signal_id)
+        return bool(signal["deliveries"][0]["status"] == "failed")
+
+    await eventually(post_failed)
+    changed = await workspace.owner.patch(
+        f"{SIGNALS}/{signal_id}", json={"event": "activate"}
+    )
+
+    assert changed.status_code == 200
+    signal = await signal_of(workspace.owner, signal_id)
+    assert signal["events"][0]["deliveries"] == []
+    assert bot_api.sent_to(channel) == []
+
+
+@pytest.mark.usefixtures("telegram_workers")
+async def test_reply_fails_when_post_fails_later(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot = await connect_bot(workspace, bot_api)
+    channel_id_, channel = await destination(workspace, bot_api, bot)
+    # The post meets flood control twice, so the reply is queued behind it
+    # while it is still pending; then Telegram rejects the post for good.
+    bot_api.fail(
+        "sendMessage", 429, "Too Many Requests", retry_after=1, chat_id=channel
+    )
+    bot_api.fail("sendMessage", 403, "Forbidden: bot was kicked", chat_id=channel)
+    response = await workspace.owner.post(
+        SIGNALS, json={**EURUSD_SIGNAL, "destinations": [channel_id_]}
+    )
+    signal_id = response.json()["id"]
+    changed = await workspace.owner.patch(
+        f"{SIGNALS}/{signal_id}", json={"event": "activate"}
+    )
+    assert changed.status_code == 200
+
+    async def settled() -> bool:
+        signal = await signal_of(workspace.owner, signal_id)
+        replies = signal["events"][0]["deliveries"]
+        return bool(replies) and replies[0]["status"] != "pending"
+
+    await eventually(settled)
+    signal = await signal_of(workspace.owner, signal_id)
+    (reply,) = signal["events"][0]["deliveries"]
+    assert reply["status"] == "failed"
+    assert reply["error"] == "The message this replies to was not delivered"
+    assert bot_api.sent_to(channel) == []
