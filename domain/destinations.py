@@ -28,6 +28,7 @@ MAX_TITLE_LENGTH = 255
 
 async def create_destination(
     session: AsyncSession,
+    reader: AsyncSession,
     api: BotApi,
     *,
     bot_id: uuid.UUID,
@@ -36,7 +37,12 @@ async def create_destination(
     secret_key: bytes,
     now: datetime,
 ) -> SignalDestination:
-    bot = await get_bot(session, bot_id)
+    """Add a chat where the bot can post, checked with Telegram first.
+
+    The bot is read through ``reader``, a read-only session of the workspace,
+    so that ``session`` takes no lock while Telegram is asked.
+    """
+    bot = await get_bot(reader, bot_id)
     name = None
     if title is not None and title.strip():
         name = clean_text(title, field="title", max_length=MAX_TITLE_LENGTH)

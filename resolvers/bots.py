@@ -1,5 +1,10 @@
 """Resolvers of onboarding bots."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from db.engine import RequestSession
+from db.tenancy import scoped_session
 from domain import bot_runtime, bots, conversations, flows, outbox
 from domain.bots import BotView
 from domain.conversations import CapturedPage
@@ -13,6 +18,7 @@ async def list_bots(ctx: Context) -> list[BotView]:
 
 
 async def connect_bot(ctx: Context, token: str) -> BotView:
+    await ctx.before_slow_call()
     row = await bots.connect_bot(
         ctx.db,
         ctx.bot_api,
@@ -39,27 +45,41 @@ async def _view(ctx: Context, bot_id: object) -> BotView:
 
 
 async def start_bot(ctx: Context, bot_id: str, mode: str) -> BotView:
-    bot = await bot_runtime.start_bot(
-        ctx.db,
-        ctx.bot_api,
-        parse_id(bot_id, "Bot"),
-        mode,
-        public_url=ctx.settings.public_url,
-        secret_key=ctx.settings.signing_key,
-        now=ctx.now(),
-    )
+    await ctx.before_slow_call()
+    async with reader_of(ctx) as reader:
+        bot = await bot_runtime.start_bot(
+            ctx.db,
+            reader,
+            ctx.bot_api,
+            parse_id(bot_id, "Bot"),
+            mode,
+            public_url=ctx.settings.public_url,
+            secret_key=ctx.settings.signing_key,
+            now=ctx.now(),
+        )
     return await _view(ctx, bot.id)
 
 
 async def stop_bot(ctx: Context, bot_id: str) -> BotView:
-    bot = await bot_runtime.stop_bot(
-        ctx.db,
-        ctx.bot_api,
-        parse_id(bot_id, "Bot"),
-        secret_key=ctx.settings.signing_key,
-        now=ctx.now(),
-    )
+    await ctx.before_slow_call()
+    async with reader_of(ctx) as reader:
+        bot = await bot_runtime.stop_bot(
+            ctx.db,
+            reader,
+            ctx.bot_api,
+            parse_id(bot_id, "Bot"),
+            secret_key=ctx.settings.signing_key,
+            now=ctx.now(),
+        )
     return await _view(ctx, bot.id)
+
+
+@asynccontextmanager
+async def reader_of(ctx: Context) -> AsyncIterator[RequestSession]:
+    """Open a read-only session of the viewer's workspace, beside ``ctx.db``."""
+    async with scoped_session(ctx.sessions, ctx.tenant_id) as reader:
+        await reader.begin_reads()
+        yield reader
 
 
 async def captured(

@@ -92,3 +92,13 @@ class Context:
     @property
     def tenant_id(self) -> uuid.UUID:
         return self.signed_in.tenant_id
+
+    async def before_slow_call(self) -> None:
+        """End the request's transaction before a mutation calls Telegram.
+
+        A mutation's permission checks already ran inside its write
+        transaction, and on SQLite that holds the database-wide write lock.
+        Nothing is written yet, so committing only lets other requests and
+        the workers write while Telegram answers.
+        """
+        await self.db.commit()

@@ -11,6 +11,7 @@ from domain.errors import NotFound
 from domain.signal_results import SignalStats
 from domain.signals import SignalDraft, SignalPage, SignalView
 from domain.subscribers import SubscriberPage, SubscriberView
+from resolvers.bots import reader_of
 from resolvers.context import Context
 from resolvers.ids import parse_id
 
@@ -22,15 +23,18 @@ async def list_destinations(ctx: Context) -> list[SignalDestination]:
 async def create_destination(
     ctx: Context, *, bot_id: str, chat_id: int, title: str | None
 ) -> SignalDestination:
-    return await destinations.create_destination(
-        ctx.db,
-        ctx.bot_api,
-        bot_id=parse_id(bot_id, "Bot"),
-        chat_id=chat_id,
-        title=title,
-        secret_key=ctx.settings.signing_key,
-        now=ctx.now(),
-    )
+    await ctx.before_slow_call()
+    async with reader_of(ctx) as reader:
+        return await destinations.create_destination(
+            ctx.db,
+            reader,
+            ctx.bot_api,
+            bot_id=parse_id(bot_id, "Bot"),
+            chat_id=chat_id,
+            title=title,
+            secret_key=ctx.settings.signing_key,
+            now=ctx.now(),
+        )
 
 
 async def delete_destination(ctx: Context, destination_id: str) -> str:

@@ -85,6 +85,8 @@ class FakeBotApi:
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     members: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     fail_next: int = 0
+    # Methods whose calls wait until the test sets the event.
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
     url: str = ""
     _ids: "itertools.count[int]" = field(
         default_factory=lambda: itertools.count(7_000_000_001)
@@ -239,6 +241,9 @@ class FakeBotApi:
         method = request.path_params["method"]
         self.calls.append((token, method))
         params = await _params(request)
+        gate = self.held.get(method)
+        if gate is not None:
+            await gate.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             return _error(500, "Internal Server Error")
