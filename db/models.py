@@ -403,6 +403,8 @@ class BotUpdate(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("bot_id", "update_id"),
         Index("ix_bot_updates_pending", "status", "id"),
+        # Ids are never reused after a purge: job keys are made from them.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
@@ -462,6 +464,8 @@ class Job(TenantScoped, Base):
     __table_args__ = (
         Index("ix_jobs_due", "status", "run_after"),
         Index("ix_jobs_chat", "bot_id", "chat_id", "id"),
+        # Ids are never reused after a purge: replies and deliveries name them.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)

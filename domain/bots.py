@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Lead, TelegramBot
+from db.models import BotConversation, TelegramBot
 from domain.billing import ServiceUnavailable
 from domain.errors import InvalidInput, NotFound
 from domain.secrets import encrypt
@@ -95,12 +95,17 @@ async def list_bots(session: AsyncSession) -> list[BotView]:
             )
         ).scalars()
     )
+    # The people each bot brought in as leads; a person who talked to two
+    # bots of the workspace is one lead, counted for both.
     counts = dict(
         (
             await session.execute(
-                select(Lead.bot_id, func.count())
-                .where(Lead.bot_id.in_([bot.id for bot in bots]))
-                .group_by(Lead.bot_id)
+                select(BotConversation.bot_id, func.count())
+                .where(
+                    BotConversation.bot_id.in_([bot.id for bot in bots]),
+                    BotConversation.lead_id.is_not(None),
+                )
+                .group_by(BotConversation.bot_id)
             )
         ).all()
     )

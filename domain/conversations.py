@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import regex
 from sqlalchemy import func, select
@@ -62,6 +62,10 @@ OWN_CONTACT = "Please share your own phone number with the button below."
 CONTACT_THANKS = "Thank you!"
 FLOW_CHANGED = "This conversation has changed; let's start again."
 EMPTY_FLOW = "This bot has no onboarding flow yet."
+# A link longer than this shows a short label, so the message never splits it.
+SHOWN_URL_LIMIT = 200
+# Each captured value put into a link is cut to this many characters.
+MAX_URL_VALUE = 256
 LEAD_FIELDS = {"email": "email", "phone": "phone", "fullName": "full_name"}
 WAITING_STEPS = ("question", "choice", "contact", "subscribe")
 YES, NO = "yes", "no"
@@ -99,7 +103,7 @@ class _Turn:
 
 def update_chat_id(update: Mapping[str, Any]) -> int | None:
     """Return the chat an update belongs to, or None for other kinds of update."""
-    if "message" in update:
+    if update.get("message") is not None:
         return int(update["message"]["chat"]["id"])
     callback = update.get("callback_query")
     if callback is not None:
@@ -149,9 +153,12 @@ async def _on_message(
     sender: Mapping[str, Any],
     message: Mapping[str, Any],
 ) -> None:
-    text = (message.get("text") or "").strip()
+    raw = message.get("text")
+    text = raw.strip() if isinstance(raw, str) else ""
     command, _, argument = text.partition(" ")
-    command = command.split("@", 1)[0]
+    command, _, addressee = command.partition("@")
+    if addressee and addressee.casefold() != turn.bot.username.casefold():
+        command = ""  # a command for another bot
     conversation = await _conversation(session, turn)
     if command == "/start":
         payload = argument.strip()
@@ -165,7 +172,8 @@ async def _on_message(
         await turn.send(session, START_HINT)
         return
     step = _step(turn, conversation.step_key)
-    if step is None:
+    if step is None or step.type not in WAITING_STEPS:
+        # The flow was edited under the person: the step is gone or waits no more.
         await turn.send(session, FLOW_CHANGED)
         await _restart(session, turn, sender, conversation, None)
         return
@@ -215,9 +223,8 @@ async def _on_contact(
         if contact.get("user_id") != sender.get("id"):
             await turn.send(session, OWN_CONTACT, markup=_contact_keyboard())
             return
-        phone = str(contact.get("phone_number", "")).strip()
-        if phone and not phone.startswith("+"):
-            phone = "+" + phone
+        shared = str(contact.get("phone_number", "")).strip()
+        phone = _phone(shared if shared.startswith("+") else "+" + shared) or ""
     else:
         # Telegram Desktop cannot share a contact; a typed number is fine too.
         phone = _phone(message.get("text") or "") or ""
@@ -247,6 +254,9 @@ async def _on_button(
         return
     chosen = next((b for b in step.buttons if (b.value or b.text) == value), None)
     if chosen is None:
+        # A button of an earlier version of this step.
+        await turn.send(session, CHOICE_HINT)
+        await _prompt(session, turn, step)
         return
     _refresh_identity(conversation, sender)
     target = chosen.next or _following(turn, step)
@@ -322,11 +332,33 @@ async def _accept(
     name = step.field or step.key
     conversation.answers = {**conversation.answers, name: value}
     lead = await _lead_for(session, turn, conversation)
-    column = LEAD_FIELDS.get(name)
-    if column is not None:
-        setattr(lead, column, value[:200] if column == "full_name" else value)
+    if _fill_lead(lead, name, value):
         lead.updated_at = turn.now
     await _run_from(session, turn, conversation, target)
+
+
+def _fill_lead(lead: Lead, name: str, value: str) -> bool:
+    """Copy an answer into the lead's own field when it is valid there.
+
+    The flow's check may be looser than the lead's (free text for an email,
+    say); then the answer stays in the conversation only.
+    """
+    column = LEAD_FIELDS.get(name)
+    if column == "email":
+        try:
+            lead.email = normalize_email(value)
+        except InvalidInput:
+            return False
+    elif column == "phone":
+        phone = _phone(value)
+        if phone is None:
+            return False
+        lead.phone = phone
+    elif column == "full_name" and value.strip():
+        lead.full_name = value.strip()[:200]
+    else:
+        return False
+    return True
 
 
 async def _run_from(
@@ -385,7 +417,8 @@ async def _prompt(
             await turn.send(session, text, markup={"inline_keyboard": rows})
         case "link":
             url = fill_url(step.url or "", conversation)
-            link = f'<a href="{escape(url)}">{escape(url)}</a>'
+            shown = url if len(url) <= SHOWN_URL_LIMIT else link_label(url)
+            link = f'<a href="{escape(url)}">{escape(shown)}</a>'
             await turn.send(session, f"{text}\n\n{link}")
         case _:
             await turn.send(session, text)
@@ -470,6 +503,9 @@ async def _new_lead(
         if existing is None:
             raise
         return existing
+    # Answers given before the lead existed (it may have been deleted).
+    for name, value in conversation.answers.items():
+        _fill_lead(lead, name, value)
     via = f", via {conversation.attribution}" if conversation.attribution else ""
     add_system_entry(
         session,
@@ -534,7 +570,15 @@ def fill_url(url: str, conversation: BotConversation | None) -> str:
         values["partnerCode"] = conversation.attribution or ""
         values["username"] = conversation.username or ""
         values["firstName"] = conversation.first_name or ""
-    return PLACEHOLDER.sub(lambda m: quote(values.get(m.group(1), ""), safe=""), url)
+    return PLACEHOLDER.sub(
+        lambda m: quote(values.get(m.group(1), "")[:MAX_URL_VALUE], safe=""), url
+    )
+
+
+def link_label(url: str) -> str:
+    """Return a short label for a long link: its address up to the path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path[:60]}…"
 
 
 def check_answer(step: Step, text: str) -> str | None:

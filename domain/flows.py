@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import TelegramBot
 from domain.errors import InvalidInput
-from domain.telegram_html import MESSAGE_LIMIT, InvalidTelegramHtml, visible_length
+from domain.telegram_html import MESSAGE_LIMIT, InvalidTelegramHtml, visible_text
 
 STEP_TYPES = ("message", "question", "choice", "contact", "link", "subscribe", "end")
 # A subscribe step's buttons, unless the step gives its own two labels.
@@ -289,11 +289,15 @@ def _check_button_text(button: Button, where: str) -> None:
 
 def _check_html(text: str, where: str, name: str) -> None:
     try:
-        length = visible_length(text)
+        visible = visible_text(text)
     except InvalidTelegramHtml as error:
         raise _invalid(
             where, f"{name} is not HTML that Telegram accepts: {error}"
         ) from None
+    if not visible.strip():
+        # Telegram rejects a message with nothing but spaces as empty.
+        raise _invalid(where, f"{name} has no visible characters")
+    length = len(visible)
     if not 1 <= length <= MESSAGE_LIMIT:
         raise _invalid(
             where, f"{name} must be 1 to {MESSAGE_LIMIT} characters, not {length}"

@@ -81,6 +81,14 @@ def visible_length(text: str) -> int:
 
     Raises InvalidTelegramHtml with the reason when Telegram would refuse it.
     """
+    return len(visible_text(text))
+
+
+def visible_text(text: str) -> str:
+    """Check ``text`` as Telegram HTML and return the text a reader sees.
+
+    Raises InvalidTelegramHtml with the reason when Telegram would refuse it.
+    """
     for match in ENTITY.finditer(text):
         name = match.group(1)
         if not match.group(0).endswith(";"):
@@ -97,7 +105,7 @@ def visible_length(text: str) -> int:
     checker.close()
     if checker.open:
         raise InvalidTelegramHtml(f"<{checker.open[-1]}> is never closed")
-    return len("".join(checker.visible))
+    return "".join(checker.visible)
 
 
 def escape(text: str) -> str:

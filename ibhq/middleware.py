@@ -10,6 +10,7 @@ from prometheus_client import Counter, Histogram
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.bot_runtime import WEBHOOK_PREFIX
 from ibhq.logs import request_id_var, tenant_id_var
 
 logger = logging.getLogger("ibhq.access")
@@ -72,7 +73,9 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            logger.exception(
+                "unhandled error in %s %s", scope["method"], _printable_path(scope)
+            )
             if response_started:
                 raise
             await _internal_error(request_id)(scope, receive, send_with_id)
@@ -103,7 +106,11 @@ def _printable_path(scope: Scope) -> str:
     # The raw path keeps its percent-escapes, so a %0a in a URL cannot start a
     # forged line in the log.
     raw: bytes = scope.get("raw_path") or scope["path"].encode()
-    return raw.decode("ascii", "backslashreplace")[:500]
+    path = raw.decode("ascii", "backslashreplace")[:500]
+    if path.startswith(WEBHOOK_PREFIX):
+        # The path is half of a Telegram webhook's credentials.
+        return f"{WEBHOOK_PREFIX}..."
+    return path
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -5,6 +5,7 @@ with the Telegram workers running beside the session's server.
 """
 
 import asyncio
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -977,3 +978,283 @@ async def test_old_updates_are_purged(
         )
     assert left == 0
     assert (await conversation(server, user)).answers == {"subscribed": "no"}
+
+
+# Found by trying to break the runtime.
+
+
+async def test_start_does_not_block_other_webhooks(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    slow_id, _ = await connect(workspace.owner, bot_api)
+    busy_id, busy = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, busy_id, "webhook")
+    user = unique_user()
+    gate = bot_api.held["setWebhook"] = asyncio.Event()
+    try:
+        slow = asyncio.create_task(
+            workspace.owner.post(
+                f"/api/onboarding/bots/{slow_id}/start", json={"mode": "webhook"}
+            )
+        )
+        await eventually(lambda: bot_api.calls.count((busy, "setWebhook")) == 1)
+        await eventually(
+            lambda: len([c for c in bot_api.calls if c[1] == "setWebhook"]) >= 2
+        )
+
+        # While Telegram holds the first start, another bot's update is stored.
+        delivered = await bot_api.deliver(
+            busy, bot_api.message_update("/start", user_id=user)
+        )
+        assert delivered.status_code == 200
+        assert not slow.done()
+    finally:
+        gate.set()
+        del bot_api.held["setWebhook"]
+    assert (await slow).status_code == 200
+    await texts_to(bot_api, user, 2)
+
+
+async def test_clean_stop_frees_the_poller(
+    server: Server,
+    workspace: Workspace,
+    bot_api: FakeBotApi,
+    telegram_workers: TelegramWorkers,
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "polling")
+    await eventually(lambda: (token, "getUpdates") in bot_api.calls)
+
+    await telegram_workers.stop()
+    async with server.sessions() as db:
+        row = await db.get(TelegramBot, uuid.UUID(bot_id))
+        assert row is not None
+        lease = row.poller_lease_until
+    telegram_workers.start()
+    user = unique_user()
+    bot_api.queue_update(token, bot_api.message_update("/start", user_id=user))
+
+    assert lease is None
+    # The next worker polls at its first supervision pass, not after a lease.
+    await texts_to(bot_api, user, 2)
+
+
+async def test_loose_answers_stay_out_of_lead_fields(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    steps = [
+        {"key": "mail", "type": "question", "text": "Email?", "field": "email",
+         "check": "text"},
+        {"key": "tel", "type": "question", "text": "Phone?", "field": "phone",
+         "check": "text"},
+        {"key": "name", "type": "question", "text": "Name?", "field": "fullName",
+         "check": "text"},
+        {"key": "bye", "type": "end", "text": "Bye"},
+    ]  # fmt: skip
+    bot_id, token = await connect(workspace.owner, bot_api, steps)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start", user)
+    await say(bot_api, token, "x" * 1000, user)
+    await say(bot_api, token, "call me maybe", user)
+    await say(bot_api, token, "  Alex Morgan  ", user)
+    await texts_to(bot_api, user, 4)
+
+    (lead,) = await lead_of(server, user)
+    assert lead.email is None
+    assert lead.phone is None
+    assert lead.full_name == "Alex Morgan"
+    answers = (await conversation(server, user)).answers
+    assert answers["email"] == "x" * 1000
+    assert answers["phone"] == "call me maybe"
+
+
+async def test_oversized_contact_is_asked_again(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    steps = [{"key": "phone", "type": "contact", "text": "Your phone?"}]
+    bot_id, token = await connect(workspace.owner, bot_api, steps)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+
+    contact = {"phone_number": "9" * 300 + "<b>", "first_name": "A", "user_id": user}
+    await say(bot_api, token, None, user, contact=contact)
+
+    texts = await texts_to(bot_api, user, 2)
+    assert texts[1] == "Please tap the button below to share your phone number."
+    assert (await conversation(server, user)).answers == {}
+
+
+async def test_edited_flow_restarts_a_stuck_step(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await texts_to(bot_api, user, 2)
+    edited = [
+        {"key": "email", "type": "message", "text": "We no longer ask."},
+        {"key": "bye", "type": "end", "text": "Bye"},
+    ]
+    saved = await workspace.owner.put(
+        f"/api/onboarding/bots/{bot_id}/steps", json={"steps": edited}
+    )
+    assert saved.status_code == 200
+
+    await say(bot_api, token, "a@example.com", user)
+
+    texts = await texts_to(bot_api, user, 5)
+    assert texts[2:] == [
+        "This conversation has changed; let's start again.",
+        "We no longer ask.",
+        "Bye",
+    ]
+    assert (await conversation(server, user)).status == "completed"
+
+
+async def test_command_for_another_bot_is_ignored(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start@some_other_bot code_y", user)
+
+    assert await texts_to(bot_api, user, 1) == ["Send /start to begin."]
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"update_id": 10**30}, "an update is a JSON object with an integer update_id"),
+        ({"update_id": True}, "an update is a JSON object with an integer update_id"),
+        (
+            {"update_id": 5, "message": {"chat": {"id": 10**30}}},
+            "message.chat needs an integer id",
+        ),
+        ({"update_id": 6, "callback_query": "x"}, "callback_query needs a string id"),
+        (
+            {"update_id": 7, "message": {"chat": {"id": 1}, "text": 123}},
+            "message.text must be a string",
+        ),
+        (
+            {"update_id": 8, "message": {"chat": {"id": 1}, "from": "me"}},
+            "message.from needs an integer id",
+        ),
+        (
+            {"update_id": 9, "message": None, "callback_query": {"id": "c"}},
+            "callback_query.from needs an integer id",
+        ),
+    ],
+)
+async def test_malformed_update_shapes_are_400(
+    server: Server,
+    workspace: Workspace,
+    bot_api: FakeBotApi,
+    update: dict[str, Any],
+    message: str,
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+
+    response = await bot_api.deliver(token, update)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": f"The body is not a Telegram update: {message}"}
+    async with server.sessions() as db:
+        stored = await db.scalar(
+            select(func.count())
+            .select_from(BotUpdate)
+            .where(BotUpdate.bot_id == uuid.UUID(bot_id))
+        )
+    assert stored == 0
+
+
+async def test_long_link_keeps_a_short_label(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    steps = [
+        {"key": "city", "type": "question", "text": "City?", "field": "city",
+         "check": "text"},
+        {"key": "go", "type": "link", "text": "Open",
+         "url": "https://broker.example/open?city={city}"},
+    ]  # fmt: skip
+    bot_id, token = await connect(workspace.owner, bot_api, steps)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+
+    await say(bot_api, token, "/start", user)
+    await say(bot_api, token, "Ж" * 1000, user)
+    texts = await texts_to(bot_api, user, 2)
+
+    encoded = "%D0%96" * 256
+    url = f"https://broker.example/open?city={encoded}"
+    assert texts[1] == f'Open\n\n<a href="{url}">https://broker.example/open…</a>'
+
+
+async def test_leads_count_counts_each_bot(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    first_id, first = await connect(workspace.owner, bot_api)
+    second_id, second = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, first_id, "webhook")
+    await start(workspace.owner, second_id, "webhook")
+    user = unique_user()
+
+    for token in (first, second):
+        await say(bot_api, token, "/start", user)
+        await say(bot_api, token, "a@example.com", user)
+    await texts_to(bot_api, user, 6)
+
+    bots = {
+        b["id"]: b for b in (await workspace.owner.get("/api/onboarding/bots")).json()
+    }
+    assert bots[first_id]["leadsCount"] == 1
+    assert bots[second_id]["leadsCount"] == 1
+
+
+async def test_access_log_hides_webhook_path(
+    workspace: Workspace, bot_api: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    path = bot_api.bots[token].webhook_url.rsplit("/", 1)[1]
+    caplog.set_level(logging.INFO)
+
+    await say(bot_api, token, "/start", unique_user())
+
+    server_lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("ibhq", "domain", "workers", "integrations"))
+    ]
+    assert "POST /api/telegram/webhook/... 200" in " ".join(server_lines)
+    assert all(path not in line for line in server_lines)
+
+
+async def test_connect_does_not_block_other_webhooks(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    busy_id, busy = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, busy_id, "webhook")
+    new_token = bot_api.add_bot(f"ib_{uuid.uuid4().hex[:10]}_bot")
+    user = unique_user()
+    gate = bot_api.held["getMe"] = asyncio.Event()
+    try:
+        connecting = asyncio.create_task(
+            workspace.owner.post("/api/onboarding/bots", json={"botToken": new_token})
+        )
+        await eventually(lambda: (new_token, "getMe") in bot_api.calls)
+
+        update = bot_api.message_update("/start", user_id=user)
+        delivered = await bot_api.deliver(busy, update)
+        assert delivered.status_code == 200
+        assert not connecting.done()
+    finally:
+        gate.set()
+        del bot_api.held["getMe"]
+    assert (await connecting).status_code == 201

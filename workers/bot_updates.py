@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -50,7 +50,10 @@ class UpdateWorkerConfig:
     idle_seconds: float = 0.5
     # How long getUpdates waits for an update before returning an empty list.
     poll_wait_seconds: int = 25
-    lease: timedelta = timedelta(seconds=90)
+    # A poller's claim on a bot: longer than one getUpdates call can take
+    # (its wait plus the request timeout), renewed before each call, and
+    # released on shutdown; after a crash another worker waits this long.
+    lease: timedelta = timedelta(seconds=60)
     # To skip the updates of a workspace whose onboarding module is off.
     billing: BillingConfig | None = None
 
@@ -177,7 +180,8 @@ class Pollers:
         self._clock = clock
         self._on_update = on_update
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._owner = uuid.uuid4().hex
+        # The lease end this process last wrote for each bot it polls.
+        self._leases: dict[uuid.UUID, datetime] = {}
 
     async def run(self) -> None:
         try:
@@ -191,6 +195,25 @@ class Pollers:
             for task in self._tasks.values():
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.shield(self._release_leases())
+
+    async def _release_leases(self) -> None:
+        """Free this process's claims, so a new process polls at once."""
+        try:
+            async with self._sessions() as db:
+                await db.begin_writes()
+                for bot_id, lease in self._leases.items():
+                    await db.execute(
+                        update(TelegramBot)
+                        .where(
+                            TelegramBot.id == bot_id,
+                            TelegramBot.poller_lease_until == lease,
+                        )
+                        .values(poller_lease_until=None)
+                    )
+                await db.commit()
+        except Exception:
+            logger.exception("could not release the polling leases on shutdown")
 
     async def supervise(self) -> None:
         """Start a poller for each polling bot whose lease is free."""
@@ -216,14 +239,16 @@ class Pollers:
             ids = list((await db.execute(select(TelegramBot.id).where(free))).scalars())
             claimed = []
             for bot_id in ids:
+                lease = now + self._config.lease
                 await db.begin_writes()
                 result = await db.execute(
                     update(TelegramBot)
                     .where(TelegramBot.id == bot_id, free)
-                    .values(poller_lease_until=now + self._config.lease)
+                    .values(poller_lease_until=lease)
                 )
                 await db.commit()
                 if result.rowcount:
+                    self._leases[bot_id] = lease
                     claimed.append(bot_id)
             return claimed
 
@@ -271,8 +296,13 @@ class Pollers:
                 or bot.poller_lease_until is None
             ):
                 await db.commit()
+                self._leases.pop(bot_id, None)
                 return None
+            if bot.poller_lease_until != self._leases.get(bot_id):
+                await db.commit()
+                return None  # another process has claimed it meanwhile
             bot.poller_lease_until = now + self._config.lease
+            self._leases[bot_id] = bot.poller_lease_until
             await db.commit()
             return bot
 

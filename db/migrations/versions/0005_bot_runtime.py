@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "bot_id", "update_id", name=op.f("uq_bot_updates_bot_id_update_id")
         ),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("bot_updates", schema=None) as batch_op:
         batch_op.create_index("ix_bot_updates_pending", ["status", "id"], unique=False)
@@ -93,6 +94,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
         sa.UniqueConstraint("key", name=op.f("uq_jobs_key")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_chat", ["bot_id", "chat_id", "id"], unique=False)
