@@ -17,14 +17,23 @@ class IngestGate:
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._turn = asyncio.Lock()
 
     @asynccontextmanager
     async def ingesting(self) -> AsyncIterator[None]:
-        """Mark a webhook write as in progress for the length of the block."""
+        """Mark a webhook write as in progress for the length of the block.
+
+        With the gate on, the webhook writes of this process also take turns
+        in arrival order, instead of racing for SQLite's lock.
+        """
         self._pending += 1
         self._idle.clear()
         try:
-            yield
+            if self.enabled:
+                async with self._turn:
+                    yield
+            else:
+                yield
         finally:
             self._pending -= 1
             if self._pending == 0:

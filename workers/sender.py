@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -129,8 +129,41 @@ class Sender:
             if handled:
                 continue
             self.wake.clear()
+            wait = await self._idle_wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self._config.idle_seconds)
+                await asyncio.wait_for(self.wake.wait(), wait)
+
+    async def _idle_wait(self) -> float:
+        """Return how long to sleep: until the next paced or delayed job is due."""
+        now = self._clock.now()
+        try:
+            async with self._sessions() as db:
+                await db.begin_reads()
+                pending = (
+                    await db.execute(
+                        select(func.min(Job.run_after)).where(
+                            Job.status == PENDING, Job.run_after > now
+                        )
+                    )
+                ).scalar()
+                paced = (
+                    await db.execute(
+                        select(func.min(SendPacing.next_at)).where(
+                            SendPacing.next_at > now,
+                            exists().where(
+                                Job.bot_id == SendPacing.bot_id, Job.status == PENDING
+                            ),
+                        )
+                    )
+                ).scalar()
+        except Exception:
+            logger.exception("could not read when the next job is due")
+            return self._config.idle_seconds
+        times = [moment for moment in (pending, paced) if moment is not None]
+        if not times:
+            return self._config.idle_seconds
+        seconds: float = (min(times) - now).total_seconds()
+        return max(0.001, min(self._config.idle_seconds, seconds))
 
     async def run_pass(self) -> int:
         """Claim and carry out the due jobs; return how many were handled."""
