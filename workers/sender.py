@@ -70,8 +70,9 @@ class SenderConfig:
     idle_seconds: float = 0.5
     batch: int = 10
     lease: timedelta = timedelta(seconds=120)
-    # Telegram allows about one message a second per private chat, twenty a
-    # minute per group or channel, and thirty a second per bot.
+    # Telegram Bot Support's FAQ (https://telegra.ph/Hitting-limits-bot-FAQ)
+    # gives about one message a second per chat, 20 a minute per group, and
+    # about 30 a second in all; short bursts may pass, then 429s follow.
     chat_interval: timedelta = timedelta(seconds=1)
     group_interval: timedelta = timedelta(seconds=3)
     bot_interval: timedelta = timedelta(milliseconds=35)
