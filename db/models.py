@@ -384,6 +384,8 @@ class TelegramBot(TenantScoped, Base):
     polling_offset: Mapped[int | None] = mapped_column(BigInteger)
     # While a worker long-polls for this bot: when its claim lapses.
     poller_lease_until: Mapped[datetime | None]
+    # While a start or stop calls Telegram: when that claim lapses.
+    switching_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

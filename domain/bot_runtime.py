@@ -11,22 +11,22 @@ later by the update worker, so Telegram gets its answer at once and a retry
 of the same update is a no-op.
 """
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.engine import RequestSession
 from db.models import BotUpdate, TelegramBot
 from domain.billing import ServiceUnavailable
 from domain.bots import get_bot
@@ -51,9 +51,19 @@ def webhook_url(public_url: str, path: str) -> str:
     return f"{public_url.rstrip('/')}{WEBHOOK_PREFIX}{path}"
 
 
+SessionOpener = Callable[[], AbstractAsyncContextManager[RequestSession]]
+# How long a start or stop may hold the bot: more than Telegram's timeout.
+SWITCH_CLAIM = timedelta(seconds=60)
+BUSY = "This bot is being started or stopped by another request; try again shortly"
+UNKNOWN_STATE = (
+    "Telegram did not answer while the bot was being {action}; whether it took "
+    "effect is unknown, so start or stop the bot again"
+)
+
+
 async def start_bot(
     session: AsyncSession,
-    reader: AsyncSession,
+    side: SessionOpener,
     api: BotApi,
     bot_id: uuid.UUID,
     mode: str,
@@ -64,101 +74,133 @@ async def start_bot(
 ) -> TelegramBot:
     """Start the bot in ``mode``; starting again, or in the other mode, switches.
 
-    ``reader`` is a read-only session of the same workspace. The token is read
-    through it, so that ``session`` takes no lock while Telegram is called.
+    ``side`` opens short sessions of the same workspace. Through them the bot
+    is claimed before Telegram is called and released when the call fails, so
+    no connection or lock is held while Telegram answers. The result is
+    written through ``session``.
     """
     if mode not in MODES:
         raise InvalidInput("mode must be webhook or polling", field="mode")
-    token = decrypt(secret_key, (await get_bot(reader, bot_id)).token_encrypted)
+    token = await _claim(side, bot_id, secret_key=secret_key, now=now)
     path = secret = None
-    async with _switching(session, bot_id):
-        try:
-            if mode == "webhook":
-                path = secrets.token_urlsafe(32)
-                secret = secrets.token_urlsafe(32)
-                await api.set_webhook(token, webhook_url(public_url, path), secret)
-            else:
-                await api.delete_webhook(token)
-        except TelegramUnavailable:
-            raise ServiceUnavailable(
-                "Telegram could not be reached to start the bot; try again shortly"
-            ) from None
-        except TelegramError as error:
-            raise InvalidInput(
-                f"Telegram rejected starting the bot in {mode} mode: "
-                f"{error.description}",
-                field="mode",
-            ) from None
-        bot = await get_bot(session, bot_id)
-        bot.mode = mode
-        bot.status = RUNNING
-        bot.last_error = None
-        bot.webhook_path = path
-        bot.webhook_secret_hash = _digest(secret) if secret else None
-        # A poller of an earlier start lets go; the next one starts afresh.
-        bot.poller_lease_until = None
-        bot.updated_at = now
-        await session.flush()
+    try:
+        if mode == "webhook":
+            path = secrets.token_urlsafe(32)
+            secret = secrets.token_urlsafe(32)
+            await api.set_webhook(token, webhook_url(public_url, path), secret)
+        else:
+            await api.delete_webhook(token)
+    except TelegramUnavailable:
+        await _release(side, bot_id, now=now, unknown="started")
+        raise ServiceUnavailable(
+            "Telegram could not be reached to start the bot; try again shortly"
+        ) from None
+    except TelegramError as error:
+        await _release(side, bot_id, now=now)
+        raise InvalidInput(
+            f"Telegram rejected starting the bot in {mode} mode: {error.description}",
+            field="mode",
+        ) from None
+    bot = await get_bot(session, bot_id)
+    bot.mode = mode
+    bot.status = RUNNING
+    bot.last_error = None
+    bot.webhook_path = path
+    bot.webhook_secret_hash = _digest(secret) if secret else None
+    # A poller of an earlier start lets go; the next one starts afresh.
+    bot.poller_lease_until = None
+    bot.switching_until = None
+    bot.updated_at = now
+    await session.flush()
     return bot
 
 
 async def stop_bot(
     session: AsyncSession,
-    reader: AsyncSession,
+    side: SessionOpener,
     api: BotApi,
     bot_id: uuid.UUID,
     *,
     secret_key: bytes,
     now: datetime,
 ) -> TelegramBot:
-    """Stop the bot, even when the webhook cannot be deleted at Telegram."""
-    current = await get_bot(reader, bot_id)
-    token = decrypt(secret_key, current.token_encrypted)
+    """Stop the bot, even when the webhook cannot be deleted at Telegram.
+
+    The webhook is deleted whatever the recorded mode, because an earlier
+    start that Telegram did not answer may still have set one.
+    """
+    token = await _claim(side, bot_id, secret_key=secret_key, now=now)
     error_text = None
-    async with _switching(session, bot_id):
-        if current.mode == "webhook" and current.status == RUNNING:
-            try:
-                await api.delete_webhook(token)
-            except TelegramError as error:
-                # The endpoint acknowledges and drops updates that still arrive.
-                logger.warning("deleteWebhook failed on stop: %s", error.description)
-                error_text = (
-                    "The webhook could not be removed at Telegram "
-                    f"({error.description}); it is removed on the next start"
-                )[:500]
-        bot = await get_bot(session, bot_id)
-        if error_text is not None:
-            bot.last_error = error_text
-        bot.status = STOPPED
-        bot.poller_lease_until = None
-        bot.updated_at = now
-        await session.flush()
+    try:
+        await api.delete_webhook(token)
+    except TelegramError as error:
+        # The endpoint acknowledges and drops updates that still arrive.
+        logger.warning(
+            "deleteWebhook failed on stop of bot %s: %s", bot_id, error.description
+        )
+        error_text = (
+            "The webhook could not be removed at Telegram "
+            f"({error.description}); it is removed on the next start"
+        )[:500]
+    bot = await get_bot(session, bot_id)
+    bot.last_error = error_text
+    bot.status = STOPPED
+    bot.poller_lease_until = None
+    bot.switching_until = None
+    bot.updated_at = now
+    await session.flush()
     return bot
 
 
-# One lock per bot for starts and stops within this process, used on SQLite.
-_SWITCH_LOCKS: dict[uuid.UUID, asyncio.Lock] = {}
+async def _claim(
+    side: SessionOpener, bot_id: uuid.UUID, *, secret_key: bytes, now: datetime
+) -> str:
+    """Claim the bot for one start or stop, and return its token.
 
-
-@asynccontextmanager
-async def _switching(session: AsyncSession, bot_id: uuid.UUID) -> AsyncIterator[None]:
-    """Let one start or stop of a bot run at a time, Telegram call included.
-
-    Without it, two starts could leave Telegram with one webhook secret and
-    the database with the other. PostgreSQL locks the bot's row, which holds
-    up no other bot. On SQLite any write would hold the one database-wide
-    lock through the Telegram call, so a lock in this process is used instead;
-    SQLite serves one process.
+    Two starts at once could otherwise leave Telegram with one webhook
+    secret and the database with the other.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(TelegramBot.id).where(TelegramBot.id == bot_id).with_for_update()
+    async with side() as db:
+        await db.begin_writes()
+        bot = await get_bot(db, bot_id)
+        claimed = await db.execute(
+            update(TelegramBot)
+            .where(
+                TelegramBot.id == bot_id,
+                or_(
+                    TelegramBot.switching_until.is_(None),
+                    TelegramBot.switching_until < now,
+                ),
+            )
+            .values(switching_until=now + SWITCH_CLAIM)
         )
-        yield
-        return
-    lock = _SWITCH_LOCKS.setdefault(bot_id, asyncio.Lock())
-    async with lock:
-        yield
+        await db.commit()
+    if not claimed.rowcount:
+        raise InvalidInput(BUSY)
+    return decrypt(secret_key, bot.token_encrypted)
+
+
+async def _release(
+    side: SessionOpener,
+    bot_id: uuid.UUID,
+    *,
+    now: datetime,
+    unknown: str | None = None,
+) -> None:
+    """Release the claim after a failed call; mark the bot when its state is unknown."""
+    values: dict[str, Any] = {"switching_until": None}
+    if unknown is not None:
+        values |= {
+            "status": ERROR,
+            "last_error": UNKNOWN_STATE.format(action=unknown),
+            "updated_at": now,
+        }
+    async with side() as db:
+        await db.begin_writes()
+        await db.execute(
+            update(TelegramBot).where(TelegramBot.id == bot_id).values(**values)
+        )
+        await db.commit()
 
 
 def _digest(secret: str) -> str:

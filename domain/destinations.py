@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import SignalDestination, TelegramBot
 from domain.billing import ServiceUnavailable
-from domain.bots import get_bot
 from domain.errors import InvalidInput, NotFound
 from domain.secrets import SecretUnreadable, decrypt
 from domain.telegram import BotApi, ChatInfo, TelegramError, TelegramRejected
@@ -28,10 +27,9 @@ MAX_TITLE_LENGTH = 255
 
 async def create_destination(
     session: AsyncSession,
-    reader: AsyncSession,
     api: BotApi,
     *,
-    bot_id: uuid.UUID,
+    bot: TelegramBot,
     chat_id: int,
     title: str | None,
     secret_key: bytes,
@@ -39,10 +37,9 @@ async def create_destination(
 ) -> SignalDestination:
     """Add a chat where the bot can post, checked with Telegram first.
 
-    The bot is read through ``reader``, a read-only session of the workspace,
-    so that ``session`` takes no lock while Telegram is asked.
+    ``bot`` was read beforehand by the caller, so that no session holds a
+    connection or lock while Telegram is asked.
     """
-    bot = await get_bot(reader, bot_id)
     name = None
     if title is not None and title.strip():
         name = clean_text(title, field="title", max_length=MAX_TITLE_LENGTH)

@@ -1,9 +1,6 @@
 """Resolvers of onboarding bots."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from db.engine import RequestSession
+from db.models import TelegramBot
 from db.tenancy import scoped_session
 from domain import bot_runtime, bots, conversations, flows, outbox
 from domain.bots import BotView
@@ -46,40 +43,42 @@ async def _view(ctx: Context, bot_id: object) -> BotView:
 
 async def start_bot(ctx: Context, bot_id: str, mode: str) -> BotView:
     await ctx.before_slow_call()
-    async with reader_of(ctx) as reader:
-        bot = await bot_runtime.start_bot(
-            ctx.db,
-            reader,
-            ctx.bot_api,
-            parse_id(bot_id, "Bot"),
-            mode,
-            public_url=ctx.settings.public_url,
-            secret_key=ctx.settings.signing_key,
-            now=ctx.now(),
-        )
+    bot = await bot_runtime.start_bot(
+        ctx.db,
+        side_sessions(ctx),
+        ctx.bot_api,
+        parse_id(bot_id, "Bot"),
+        mode,
+        public_url=ctx.settings.public_url,
+        secret_key=ctx.settings.signing_key,
+        now=ctx.now(),
+    )
     return await _view(ctx, bot.id)
 
 
 async def stop_bot(ctx: Context, bot_id: str) -> BotView:
     await ctx.before_slow_call()
-    async with reader_of(ctx) as reader:
-        bot = await bot_runtime.stop_bot(
-            ctx.db,
-            reader,
-            ctx.bot_api,
-            parse_id(bot_id, "Bot"),
-            secret_key=ctx.settings.signing_key,
-            now=ctx.now(),
-        )
+    bot = await bot_runtime.stop_bot(
+        ctx.db,
+        side_sessions(ctx),
+        ctx.bot_api,
+        parse_id(bot_id, "Bot"),
+        secret_key=ctx.settings.signing_key,
+        now=ctx.now(),
+    )
     return await _view(ctx, bot.id)
 
 
-@asynccontextmanager
-async def reader_of(ctx: Context) -> AsyncIterator[RequestSession]:
-    """Open a read-only session of the viewer's workspace, beside ``ctx.db``."""
+def side_sessions(ctx: Context) -> bot_runtime.SessionOpener:
+    """Return an opener of short sessions of the viewer's workspace."""
+    return lambda: scoped_session(ctx.sessions, ctx.tenant_id)
+
+
+async def read_bot(ctx: Context, bot_id: str) -> TelegramBot:
+    """Read a bot in a short session of its own, closed before Telegram is called."""
     async with scoped_session(ctx.sessions, ctx.tenant_id) as reader:
         await reader.begin_reads()
-        yield reader
+        return await bots.get_bot(reader, parse_id(bot_id, "Bot"))
 
 
 async def captured(

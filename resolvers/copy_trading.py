@@ -11,7 +11,7 @@ from domain.errors import NotFound
 from domain.signal_results import SignalStats
 from domain.signals import SignalDraft, SignalPage, SignalView
 from domain.subscribers import SubscriberPage, SubscriberView
-from resolvers.bots import reader_of
+from resolvers.bots import read_bot
 from resolvers.context import Context
 from resolvers.ids import parse_id
 
@@ -24,17 +24,16 @@ async def create_destination(
     ctx: Context, *, bot_id: str, chat_id: int, title: str | None
 ) -> SignalDestination:
     await ctx.before_slow_call()
-    async with reader_of(ctx) as reader:
-        return await destinations.create_destination(
-            ctx.db,
-            reader,
-            ctx.bot_api,
-            bot_id=parse_id(bot_id, "Bot"),
-            chat_id=chat_id,
-            title=title,
-            secret_key=ctx.settings.signing_key,
-            now=ctx.now(),
-        )
+    bot = await read_bot(ctx, bot_id)
+    return await destinations.create_destination(
+        ctx.db,
+        ctx.bot_api,
+        bot=bot,
+        chat_id=chat_id,
+        title=title,
+        secret_key=ctx.settings.signing_key,
+        now=ctx.now(),
+    )
 
 
 async def delete_destination(ctx: Context, destination_id: str) -> str:

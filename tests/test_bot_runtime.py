@@ -226,7 +226,21 @@ async def test_telegram_down_on_start_is_503(
     )
 
     assert response.status_code == 503
-    assert "Telegram could not be reached" in response.json()["error"]
+    assert response.json() == {
+        "error": "Telegram could not be reached to start the bot; try again shortly"
+    }
+    listed = (await workspace.owner.get("/api/onboarding/bots")).json()
+    bot = next(b for b in listed if b["id"] == bot_id)
+    # Telegram may have acted on the call it did not answer.
+    assert bot["status"] == "error"
+    assert bot["lastError"] == (
+        "Telegram did not answer while the bot was being started; whether it took "
+        "effect is unknown, so start or stop the bot again"
+    )
+    again = await workspace.owner.post(
+        f"/api/onboarding/bots/{bot_id}/start", json={"mode": "polling"}
+    )
+    assert again.status_code == 200
 
 
 async def test_member_cannot_start_or_stop(
@@ -1258,3 +1272,94 @@ async def test_connect_does_not_block_other_webhooks(
         gate.set()
         del bot_api.held["getMe"]
     assert (await connecting).status_code == 201
+
+
+async def test_second_start_while_one_runs_is_refused(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    gate = bot_api.held["setWebhook"] = asyncio.Event()
+    try:
+        first = asyncio.create_task(
+            workspace.owner.post(
+                f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
+            )
+        )
+        await eventually(lambda: (token, "setWebhook") in bot_api.calls)
+
+        second = await workspace.owner.post(
+            f"/api/onboarding/bots/{bot_id}/start", json={"mode": "polling"}
+        )
+        stop = await workspace.owner.post(f"/api/onboarding/bots/{bot_id}/stop")
+    finally:
+        gate.set()
+        del bot_api.held["setWebhook"]
+
+    busy = {
+        "error": "This bot is being started or stopped by another request; "
+        "try again shortly"
+    }
+    assert second.status_code == 400
+    assert second.json() == busy
+    assert stop.status_code == 400
+    assert stop.json() == busy
+    assert (await first).status_code == 200
+    listed = (await workspace.owner.get("/api/onboarding/bots")).json()
+    bot = next(b for b in listed if b["id"] == bot_id)
+    assert (bot["mode"], bot["status"]) == ("webhook", "running")
+
+
+async def test_many_slow_starts_leave_the_server_free(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    busy_id, busy = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, busy_id, "webhook")
+    slow_ids = [(await connect(workspace.owner, bot_api))[0] for _ in range(16)]
+    user = unique_user()
+    gate = bot_api.held["setWebhook"] = asyncio.Event()
+    try:
+        starts = [
+            asyncio.create_task(
+                workspace.owner.post(
+                    f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
+                )
+            )
+            for bot_id in slow_ids
+        ]
+        await eventually(
+            lambda: len([c for c in bot_api.calls if c[1] == "setWebhook"]) >= 17
+        )
+
+        # Sixteen starts wait on Telegram; reads, writes and webhooks go on.
+        leads = await workspace.member.get("/api/leads")
+        created = await workspace.owner.post("/api/leads", json={"fullName": "Sam"})
+        update = bot_api.message_update("/start", user_id=user)
+        delivered = await bot_api.deliver(busy, update)
+        assert not any(task.done() for task in starts)
+    finally:
+        gate.set()
+        del bot_api.held["setWebhook"]
+
+    assert leads.status_code == 200
+    assert created.status_code == 201
+    assert delivered.status_code == 200
+    assert [(await task).status_code for task in starts] == [200] * 16
+    await texts_to(bot_api, user, 2)
+
+
+async def test_deeply_nested_update_is_400(
+    workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    fake = bot_api.bots[token]
+
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            fake.webhook_url,
+            content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"X-Telegram-Bot-Api-Secret-Token": fake.webhook_secret},
+        )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "The body is nested too deeply"}

@@ -192,6 +192,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("poller_lease_until", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("switching_until", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.create_unique_constraint(
             batch_op.f("uq_telegram_bots_webhook_path"), ["webhook_path"]
         )
@@ -202,6 +205,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("uq_telegram_bots_webhook_path"), type_="unique"
         )
+        batch_op.drop_column("switching_until")
         batch_op.drop_column("poller_lease_until")
         batch_op.drop_column("polling_offset")
         batch_op.drop_column("webhook_secret_hash")
