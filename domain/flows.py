@@ -5,6 +5,7 @@ any problem saves nothing, and the error names the step and the problem.
 """
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -294,8 +295,10 @@ def _check_html(text: str, where: str, name: str) -> None:
         raise _invalid(
             where, f"{name} is not HTML that Telegram accepts: {error}"
         ) from None
-    if not visible.strip():
-        # Telegram rejects a message with nothing but spaces as empty.
+    # Telegram rejects as empty a text of nothing but spaces and invisible
+    # format characters, such as the zero-width space.
+    printed = "".join(c for c in visible if unicodedata.category(c) != "Cf")
+    if not printed.strip():
         raise _invalid(where, f"{name} has no visible characters")
     length = len(visible)
     if not 1 <= length <= MESSAGE_LIMIT:

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -188,10 +189,32 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_database(settings)
     config = worker_config(settings)
     try:
-        asyncio.run(run_standalone(settings.resolved_database_url, config))
+        asyncio.run(
+            _until_terminated(run_standalone(settings.resolved_database_url, config))
+        )
     except KeyboardInterrupt:
         logger.info("worker interrupted")
     return 0
+
+
+async def _until_terminated(work: Awaitable[object]) -> None:
+    """Run ``work`` until done, or until SIGTERM or SIGINT cancels it cleanly.
+
+    Cancelling lets the workers finish their shutdown: the sender ends its
+    pass and the pollers free their leases, so another worker takes over
+    at once.
+    """
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        logger.info("stopped by a signal")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -212,7 +235,7 @@ def _payment_monitor(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_database_url
     if not args.once:
         try:
-            asyncio.run(run_payment_monitor_standalone(url, config))
+            asyncio.run(_until_terminated(run_payment_monitor_standalone(url, config)))
         except KeyboardInterrupt:
             logger.info("payment monitor interrupted")
         return 0

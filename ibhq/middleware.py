@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,6 +73,15 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client left before sending its whole body; no one is there
+            # to answer, and nothing went wrong on this side.
+            status = 499
+            logger.info(
+                "client disconnected during %s %s",
+                scope["method"],
+                _printable_path(scope),
+            )
         except Exception:
             logger.exception(
                 "unhandled error in %s %s", scope["method"], _printable_path(scope)

@@ -10,7 +10,7 @@ the body is read or anything is written.
 import json
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from db.tenancy import TENANT_KEY
@@ -42,6 +42,11 @@ async def telegram_webhook(request: Request) -> Response:
             update = json.loads(await read_body(request, MAX_UPDATE_BYTES))
         except BodyTooLarge:
             return _error(413, "The update is too large")
+        except ClientDisconnect:
+            logger.info("a webhook call for bot %s ended before its body", bot.id)
+            return _error(400, "The request ended before its body was read")
+        except RecursionError:
+            return _error(400, "The body is nested too deeply")
         except ValueError:
             return _error(400, "The body is not JSON")
         wakeups: Wakeups = request.app.state.wakeups

@@ -26,7 +26,7 @@ def _to_decimal(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise ValueError("Decimal must be a number or a numeric string")
     if isinstance(value, str):
-        value = value.strip()
+        value = value.strip(" \t\r\n")
         if not DECIMAL_TEXT.fullmatch(value):
             raise ValueError(f"Decimal cannot represent {value[:40]!r}")
     try:

@@ -337,6 +337,14 @@ INVALID: dict[str, tuple[list[dict[str, Any]], str]] = {
     ),
     "bare ampersand": html_case("Tom & Jerry", "a bare & must be written &amp;"),
     "bare less-than": html_case("1 < 2", "a bare < must be written &lt;"),
+    "only a zero-width space": (
+        [message("a", text="\u200b")],
+        "step 1 ('a'): text has no visible characters",
+    ),
+    "only spaces in bold": (
+        [message("a", text="<b> </b>")],
+        "step 1 ('a'): text has no visible characters",
+    ),
     "messages that loop": (
         [message("a", next="b"), message("b", next="a")],
         "steps a -> b -> a loop without waiting for an answer",

@@ -947,6 +947,11 @@ async def test_create_without_destinations_queues_nothing(
             "in size",
         ),
         ('"entry": "1e-13"', "entry must be between 1e-12 and 1e13"),
+        (
+            '"entry": "1.085\u00a0"',
+            # The message shows the value as Python's repr does.
+            "Invalid value for 'entry': Decimal cannot represent '1.085\\xa0'",
+        ),
         ('"entry": "1e13"', "entry must be between 1e-12 and 1e13"),
         (
             '"entry": "1_085"',

@@ -31,7 +31,9 @@ FLOW = [
 
 
 @asynccontextmanager
-async def serving(env: dict[str, str], port: int, log: Path) -> AsyncIterator[str]:
+async def serving(
+    env: dict[str, str], port: int, log: Path, *options: str
+) -> AsyncIterator[str]:
     """Run `ibhq serve` until the block ends; yield its base URL."""
     url = f"http://127.0.0.1:{port}"
     with log.open("a") as output:
@@ -42,6 +44,7 @@ async def serving(env: dict[str, str], port: int, log: Path) -> AsyncIterator[st
             "127.0.0.1",
             "--port",
             str(port),
+            *options,
             env={**env, "IBHQ_PUBLIC_URL": url},
             stdout=output,
             stderr=output,
@@ -81,30 +84,12 @@ async def test_bot_conversation_survives_restart(
             assert await migrate.wait() == 0
 
         async with serving(env, port, log) as url:
-            async with httpx.AsyncClient(base_url=url) as client:
-                registered = await client.post(
-                    "/api/auth/register",
-                    json={
-                        "tenantName": "Bot Desk",
-                        "tenantSlug": f"bot-desk-{uuid.uuid4().hex[:6]}",
-                        "email": f"{uuid.uuid4().hex[:8]}@desk.example",
-                        "password": "correct horse battery",
-                    },
-                )
-                assert registered.status_code == 201, registered.text
-                bot = await client.post(
-                    "/api/onboarding/bots", json={"botToken": token}
-                )
-                bot_id = bot.json()["id"]
-                steps = await client.put(
-                    f"/api/onboarding/bots/{bot_id}/steps", json={"steps": FLOW}
-                )
-                assert steps.status_code == 200, steps.text
+            cookies, bot_id = await register_with_bot(url, token, FLOW)
+            async with httpx.AsyncClient(base_url=url, cookies=cookies) as client:
                 started = await client.post(
                     f"/api/onboarding/bots/{bot_id}/start", json={"mode": "webhook"}
                 )
                 assert started.status_code == 200, started.text
-                cookies = dict(client.cookies)
             update = bot_api.message_update("/start", user_id=user)
             assert (await bot_api.deliver(token, update)).status_code == 200
             await eventually(lambda: len(bot_api.sent_to(user)) == 2, timeout=10)
@@ -132,3 +117,83 @@ async def test_bot_conversation_survives_restart(
     assert token not in output
     assert token.split(":")[1] not in output
     assert bot_api.bots[token].webhook_secret not in output
+
+
+async def register_with_bot(
+    url: str, token: str, steps: list[dict[str, object]]
+) -> tuple[dict[str, str], str]:
+    """Register a workspace with the bot and its flow; return cookies and bot id."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        registered = await client.post(
+            "/api/auth/register",
+            json={
+                "tenantName": "Bot Desk",
+                "tenantSlug": f"bot-desk-{uuid.uuid4().hex[:6]}",
+                "email": f"{uuid.uuid4().hex[:8]}@desk.example",
+                "password": "correct horse battery",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        bot = await client.post("/api/onboarding/bots", json={"botToken": token})
+        assert bot.status_code == 201, bot.text
+        bot_id: str = bot.json()["id"]
+        saved = await client.put(
+            f"/api/onboarding/bots/{bot_id}/steps", json={"steps": steps}
+        )
+        assert saved.status_code == 200, saved.text
+        return dict(client.cookies), bot_id
+
+
+async def test_worker_frees_polling_on_sigterm(
+    tmp_path: Path, bot_api: FakeBotApi
+) -> None:
+    token = bot_api.add_bot(f"e2e_{uuid.uuid4().hex[:8]}_bot")
+    first, second = (77_000_000 + uuid.uuid4().int % 1_000_000 for _ in range(2))
+    log = tmp_path / "serve.log"
+    database = empty_or_sqlite(tmp_path)
+    database_url = await asyncio.to_thread(database.__enter__)
+    try:
+        env = command_env(
+            tmp_path / "var", database_url, IBHQ_TELEGRAM_API_URL=bot_api.url
+        )
+        if database_url:
+            migrate = await asyncio.create_subprocess_exec(IBHQ, "migrate", env=env)
+            assert await migrate.wait() == 0
+        async with serving(env, free_port(), log, "--no-workers") as url:
+            cookies, bot_id = await register_with_bot(url, token, FLOW)
+            async with httpx.AsyncClient(base_url=url, cookies=cookies) as client:
+                started = await client.post(
+                    f"/api/onboarding/bots/{bot_id}/start", json={"mode": "polling"}
+                )
+                assert started.status_code == 200, started.text
+
+            with log.open("a") as output:
+                worker = await asyncio.create_subprocess_exec(
+                    IBHQ, "worker", env=env, stdout=output, stderr=output
+                )
+                bot_api.queue_update(
+                    token, bot_api.message_update("/start", user_id=first)
+                )
+                await eventually(lambda: len(bot_api.sent_to(first)) == 2, timeout=15)
+                worker.terminate()
+                assert await asyncio.wait_for(worker.wait(), 20) == 0
+
+                # A new worker polls at once: the old one freed its lease.
+                worker = await asyncio.create_subprocess_exec(
+                    IBHQ, "worker", env=env, stdout=output, stderr=output
+                )
+                try:
+                    update = bot_api.message_update("/start", user_id=second)
+                    bot_api.queue_update(token, update)
+                    await eventually(
+                        lambda: len(bot_api.sent_to(second)) == 2, timeout=15
+                    )
+                finally:
+                    worker.terminate()
+                    await asyncio.wait_for(worker.wait(), 20)
+    finally:
+        await asyncio.to_thread(database.__exit__, None, None, None)
+
+    output_text = log.read_text()
+    assert "Traceback" not in output_text, output_text
+    assert "stopped by a signal" in output_text
