@@ -7,7 +7,7 @@ A bot runs in one of two modes:
 - ``polling``: the webhook is deleted at Telegram, then a worker long-polls
   getUpdates and stores what it gets.
 Either way an update is stored once, keyed by (bot, update id), and handled
-later by the update worker, so Telegram gets its answer at once and a retry
+later by the update worker, so Telegram gets its response at once and a retry
 of the same update is a no-op.
 """
 
@@ -75,8 +75,8 @@ async def start_bot(
     """Start the bot in ``mode``; starting again, or in the other mode, switches.
 
     ``side`` opens short sessions of the same workspace. Through them the bot
-    is claimed before Telegram is called and released when the call fails, so
-    no connection or lock is held while Telegram answers. The result is
+    is claimed before Telegram is called and released when the call fails,
+    so no connection or lock is held during the Telegram call. The result is
     written through ``session``.
     """
     if mode not in MODES:
@@ -127,7 +127,7 @@ async def stop_bot(
     """Stop the bot, even when the webhook cannot be deleted at Telegram.
 
     The webhook is deleted whatever the recorded mode, because an earlier
-    start that Telegram did not answer may still have set one.
+    start that got no response from Telegram may still have set one.
     """
     token = await _claim(side, bot_id, secret_key=secret_key, now=now)
     error_text = None

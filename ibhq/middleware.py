@@ -74,8 +74,8 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:
-            # The client left before sending its whole body; no one is there
-            # to answer, and nothing went wrong on this side.
+            # The client left before sending its whole body; nobody is waiting
+            # for a response, and nothing went wrong on this side.
             status = 499
             logger.info(
                 "client disconnected during %s %s",
