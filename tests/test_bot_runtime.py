@@ -1363,3 +1363,87 @@ async def test_deeply_nested_update_is_400(
 
     assert response.status_code == 400
     assert response.json() == {"error": "The body is nested too deeply"}
+
+
+async def test_deleted_lead_is_made_again_with_answers(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    steps = [
+        {"key": "name", "type": "question", "text": "Name?", "field": "fullName",
+         "check": "text"},
+        {"key": "mail", "type": "question", "text": "Email?", "field": "email",
+         "check": "email"},
+        {"key": "bye", "type": "end", "text": "Bye"},
+    ]  # fmt: skip
+    bot_id, token = await connect(workspace.owner, bot_api, steps)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await say(bot_api, token, "Cleo Park", user)
+    await texts_to(bot_api, user, 2)
+    (first,) = await lead_of(server, user)
+
+    deleted = await workspace.owner.delete(f"/api/leads/{first.id}")
+    await say(bot_api, token, "cleo@example.com", user)
+    await texts_to(bot_api, user, 3)
+
+    assert deleted.status_code == 204
+    (again,) = await lead_of(server, user)
+    assert again.id != first.id
+    assert again.full_name == "Cleo Park"
+    assert again.email == "cleo@example.com"
+    assert (await conversation(server, user)).lead_id == again.id
+
+
+async def test_renamed_button_gets_the_step_again(
+    server: Server, workspace: Workspace, bot_api: FakeBotApi
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    user = unique_user()
+    await say(bot_api, token, "/start", user)
+    await say(bot_api, token, "a@example.com", user)
+    await texts_to(bot_api, user, 3)
+
+    update = bot_api.callback_update("experience:maybe", user_id=user)
+    assert (await bot_api.deliver(token, update)).status_code == 200
+
+    texts = await texts_to(bot_api, user, 5)
+    assert texts[3:] == ["Please pick one of the options.", "Have you traded before?"]
+    assert (await conversation(server, user)).step_key == "experience"
+
+
+async def test_client_leaving_mid_body_is_not_an_error(
+    server: Server,
+    workspace: Workspace,
+    bot_api: FakeBotApi,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot_id, token = await connect(workspace.owner, bot_api)
+    await start(workspace.owner, bot_id, "webhook")
+    fake = bot_api.bots[token]
+    path = "/" + fake.webhook_url.split("/", 3)[3]
+    host, port = server.url.removeprefix("http://").split(":")
+    caplog.set_level(logging.INFO)
+
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n"
+        f"X-Telegram-Bot-Api-Secret-Token: {fake.webhook_secret}\r\n\r\n"
+        '{"update_id": 1'.encode()
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+    def logged() -> bool:
+        return any(
+            "ended before its body" in record.getMessage() for record in caplog.records
+        )
+
+    await eventually(logged)
+    assert not any(
+        record.levelno >= logging.ERROR and record.name.startswith("ibhq")
+        for record in caplog.records
+    )
