@@ -11,7 +11,6 @@ the second with 409), and gives the bot up when it is stopped or switched.
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from domain.telegram import (
     TelegramRejected,
 )
 from workers.ingest_gate import IngestGate
-from workers.sender import finish_before_stopping
+from workers.passes import run_passes
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +75,12 @@ class UpdateWorker:
         self._gate = gate or IngestGate()
 
     async def run(self) -> None:
-        while True:
-            try:
-                handled = await finish_before_stopping(self.run_pass())
-            except Exception:
-                logger.exception("update pass failed")
-                handled = 0
-            if handled:
-                self._on_queued()
-                continue
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self._config.idle_seconds)
+        await run_passes(
+            "update", self.run_pass, self.wake, self._rest, after_work=self._on_queued
+        )
+
+    async def _rest(self) -> float:
+        return self._config.idle_seconds
 
     async def run_pass(self, limit: int = 50) -> int:
         handled = 0

@@ -19,10 +19,8 @@ network. Rules it keeps:
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,13 +52,13 @@ from domain.telegram import (
     TelegramRetryAfter,
 )
 from workers.ingest_gate import IngestGate
+from workers.passes import run_passes
 
 logger = logging.getLogger(__name__)
 
 BOT_PACE_KEY = 0
 # A reply whose original message failed fails too, instead of standing alone.
 _ORIGINAL_FAILED = -1
-SHUTDOWN_GRACE_SECONDS = 20.0
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -88,21 +86,6 @@ class _Outcome:
     chat_pause: timedelta | None = None
 
 
-async def finish_before_stopping(work: Coroutine[Any, Any, int]) -> int:
-    """Run one pass; when cancelled meanwhile, let the pass end, then stop.
-
-    A pass cut short would leave claimed jobs running until their lease
-    lapses, and a message Telegram already took would be sent again.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, SHUTDOWN_GRACE_SECONDS)
-        raise
-
-
 class Sender:
     def __init__(
         self,
@@ -121,18 +104,7 @@ class Sender:
         self._gate = gate or IngestGate()
 
     async def run(self) -> None:
-        while True:
-            try:
-                handled = await finish_before_stopping(self.run_pass())
-            except Exception:
-                logger.exception("sending pass failed")
-                handled = 0
-            if handled:
-                continue
-            self.wake.clear()
-            wait = await self._idle_wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), wait)
+        await run_passes("sending", self.run_pass, self.wake, self._idle_wait)
 
     async def _idle_wait(self) -> float:
         """Return how long to sleep: until the next paced or delayed job is due."""
