@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import regex
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,7 @@ from domain.flows import (
     load_steps,
 )
 from domain.leads import PHONE_PATTERN, default_stage
+from domain.paging import check_paging, count_rows, one_page
 from domain.subscribers import subscribe_from_bot
 from domain.telegram_html import escape
 from domain.timeline import add_system_entry
@@ -633,23 +634,18 @@ async def captured(
     session: AsyncSession, bot_id: uuid.UUID, *, page: int, page_size: int
 ) -> CapturedPage:
     """List the people a bot has talked to, newest first."""
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
-    if not 1 <= page_size <= 100:
-        raise InvalidInput("pageSize must be 1 to 100", field="pageSize")
+    check_paging(page, page_size)
     if await session.get(TelegramBot, bot_id) is None:
         raise NotFound("Bot")
-    condition = BotConversation.bot_id == bot_id
-    total = (
-        await session.execute(
-            select(func.count()).select_from(BotConversation).where(condition)
-        )
-    ).scalar_one()
+    conditions = [BotConversation.bot_id == bot_id]
+    total = await count_rows(session, BotConversation, conditions)
     rows = await session.execute(
-        select(BotConversation)
-        .where(condition)
-        .order_by(BotConversation.started_at.desc(), BotConversation.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        one_page(
+            select(BotConversation)
+            .where(*conditions)
+            .order_by(BotConversation.started_at.desc(), BotConversation.id.desc()),
+            page,
+            page_size,
+        )
     )
     return CapturedPage(list(rows.scalars()), page, page_size, total)

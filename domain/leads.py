@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Lead, User
 from domain.auth import Viewer
 from domain.clock import Clock
 from domain.errors import InvalidInput, NotFound
+from domain.paging import check_paging, count_rows, one_page
 from domain.pipeline import LOST_STAGE, list_stages, require_stage
 from domain.timeline import add_system_entry
 from domain.validation import clean_text, normalize_email, optional_text
 
 SOURCES = ("manual", "onboarding_bot", "referral", "outreach", "import")
-MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_TAGS = 50
 PHONE_PATTERN = re.compile(r"\+?[0-9][0-9 ().\-]{3,38}")
@@ -63,12 +63,7 @@ async def list_leads(
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> LeadPage:
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(
-            f"pageSize must be between 1 and {MAX_PAGE_SIZE}", field="pageSize"
-        )
+    check_paging(page, page_size)
 
     conditions = []
     if stage:
@@ -91,18 +86,18 @@ async def list_leads(
             )
         )
 
-    total = await session.scalar(
-        select(func.count()).select_from(Lead).where(*conditions)
-    )
+    total = await count_rows(session, Lead, conditions)
     rows = await session.execute(
-        select(Lead)
-        .where(*conditions)
-        .order_by(Lead.created_at.desc(), Lead.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        one_page(
+            select(Lead)
+            .where(*conditions)
+            .order_by(Lead.created_at.desc(), Lead.id.desc()),
+            page,
+            page_size,
+        )
     )
     return LeadPage(
-        items=list(rows.scalars()), page=page, page_size=page_size, total=total or 0
+        items=list(rows.scalars()), page=page, page_size=page_size, total=total
     )
 
 

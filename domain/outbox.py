@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job
 from domain.errors import InvalidInput
+from domain.paging import check_paging, count_rows, one_page
 from domain.telegram_html import MESSAGE_LIMIT
 
 SEND_MESSAGE = "send_message"
@@ -134,22 +135,15 @@ async def list_jobs(
         raise InvalidInput(
             "status must be pending, running, done or failed", field="status"
         )
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
-    if not 1 <= page_size <= 100:
-        raise InvalidInput("pageSize must be 1 to 100", field="pageSize")
+    check_paging(page, page_size)
     conditions = [Job.bot_id == bot_id, Job.kind == SEND_MESSAGE]
     if status is not None:
         conditions.append(Job.status == status)
-    total = (
-        await session.execute(select(func.count()).select_from(Job).where(*conditions))
-    ).scalar_one()
+    total = await count_rows(session, Job, conditions)
     rows = await session.execute(
-        select(Job)
-        .where(*conditions)
-        .order_by(Job.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        one_page(
+            select(Job).where(*conditions).order_by(Job.id.desc()), page, page_size
+        )
     )
     return JobPage(list(rows.scalars()), page, page_size, total)
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job, Signal, SignalDelivery, SignalEvent
 from domain.destinations import get_destination
 from domain.errors import InvalidInput, NotFound
 from domain.outbox import enqueue_message
+from domain.paging import check_paging, count_rows, one_page
 from domain.signal_results import SignalStats, tally
 from domain.signal_text import post_text, price_text
 from domain.validation import optional_text
@@ -36,7 +37,6 @@ MAX_PRICE_LENGTH = 40
 # Prices from 1e-12 (tiny tokens) up to, but not including, 1e13.
 MIN_PRICE_EXPONENT = -12
 MAX_PRICE_EXPONENT = 12
-MAX_PAGE_SIZE = 100
 STATUS_FILTERS = {
     "open": ("pending", "open"),
     "pending": ("pending",),
@@ -277,12 +277,7 @@ async def list_signals(
     page_size: int = 20,
 ) -> SignalPage:
     """List signals, newest first; ``period_start <= createdAt < period_end``."""
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(
-            f"pageSize must be between 1 and {MAX_PAGE_SIZE}", field="pageSize"
-        )
+    check_paging(page, page_size)
     conditions = signal_filters(
         pair=pair, period_start=period_start, period_end=period_end
     )
@@ -294,18 +289,18 @@ async def list_signals(
                 field="status",
             )
         conditions.append(Signal.status.in_(STATUS_FILTERS[status]))
-    total = await session.scalar(
-        select(func.count()).select_from(Signal).where(*conditions)
-    )
+    total = await count_rows(session, Signal, conditions)
     rows = await session.execute(
-        select(Signal)
-        .where(*conditions)
-        .order_by(Signal.created_at.desc(), Signal.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        one_page(
+            select(Signal)
+            .where(*conditions)
+            .order_by(Signal.created_at.desc(), Signal.id.desc()),
+            page,
+            page_size,
+        )
     )
     views = await signal_views(session, list(rows.scalars()))
-    return SignalPage(views, page=page, page_size=page_size, total=total or 0)
+    return SignalPage(views, page=page, page_size=page_size, total=total)
 
 
 def signal_filters(

@@ -13,18 +13,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Lead, Subscriber
 from domain.errors import InvalidInput
+from domain.paging import check_paging, count_rows, one_page
 from domain.validation import clean_text
 
 USERNAME_PATTERN = re.compile(r"@?([A-Za-z0-9_]{1,32})")
 MAX_TELEGRAM_USER_ID = 2**63 - 1
 MAX_PLAN_LENGTH = 64
-MAX_PAGE_SIZE = 100
 STATUSES = ("active", "expired")
 
 
@@ -188,12 +188,7 @@ async def list_subscribers(
     now: datetime,
 ) -> SubscriberPage:
     """List subscribers, newest first, with their linked leads."""
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(
-            f"pageSize must be between 1 and {MAX_PAGE_SIZE}", field="pageSize"
-        )
+    check_paging(page, page_size)
     conditions = []
     if status == "active":
         conditions.append(
@@ -203,19 +198,19 @@ async def list_subscribers(
         conditions.append(Subscriber.expires_at <= now)
     elif status is not None:
         raise InvalidInput("status must be active or expired", field="status")
-    total = await session.scalar(
-        select(func.count()).select_from(Subscriber).where(*conditions)
-    )
+    total = await count_rows(session, Subscriber, conditions)
     rows = await session.execute(
-        select(Subscriber, Lead)
-        .outerjoin(Lead, Lead.id == Subscriber.lead_id)
-        .where(*conditions)
-        .order_by(Subscriber.since.desc(), Subscriber.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        one_page(
+            select(Subscriber, Lead)
+            .outerjoin(Lead, Lead.id == Subscriber.lead_id)
+            .where(*conditions)
+            .order_by(Subscriber.since.desc(), Subscriber.id.desc()),
+            page,
+            page_size,
+        )
     )
     items = [SubscriberView(row, lead) for row, lead in rows.all()]
-    return SubscriberPage(items, page=page, page_size=page_size, total=total or 0)
+    return SubscriberPage(items, page=page, page_size=page_size, total=total)
 
 
 async def view_of(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:

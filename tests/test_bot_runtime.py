@@ -753,7 +753,7 @@ async def test_leads_paging_is_checked(
     empty = await workspace.owner.get(f"/api/onboarding/bots/{bot_id}/leads")
 
     assert too_big.status_code == 400
-    assert too_big.json() == {"error": "pageSize must be 1 to 100"}
+    assert too_big.json() == {"error": "pageSize must be between 1 and 100"}
     assert zero.status_code == 400
     assert empty.json() == {"items": [], "page": 1, "pageSize": 20, "total": 0}
 
