@@ -95,21 +95,33 @@ async def list_bots(session: AsyncSession) -> list[BotView]:
             )
         ).scalars()
     )
-    # The people each bot brought in as leads; a person who talked to two
-    # bots of the workspace is one lead, counted for both.
-    counts = dict(
-        (
-            await session.execute(
-                select(BotConversation.bot_id, func.count())
-                .where(
-                    BotConversation.bot_id.in_([bot.id for bot in bots]),
-                    BotConversation.lead_id.is_not(None),
-                )
-                .group_by(BotConversation.bot_id)
-            )
-        ).all()
-    )
+    counts = await _lead_counts(session, [bot.id for bot in bots])
     return [BotView(bot, counts.get(bot.id, 0)) for bot in bots]
+
+
+async def view_of(session: AsyncSession, bot: TelegramBot) -> BotView:
+    """Return one bot with its leads count."""
+    counts = await _lead_counts(session, [bot.id])
+    return BotView(bot, counts.get(bot.id, 0))
+
+
+async def _lead_counts(
+    session: AsyncSession, bot_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Count the people each bot brought in as leads.
+
+    A person who talked to two bots of the workspace is one lead, counted
+    for both.
+    """
+    rows = await session.execute(
+        select(BotConversation.bot_id, func.count())
+        .where(
+            BotConversation.bot_id.in_(bot_ids),
+            BotConversation.lead_id.is_not(None),
+        )
+        .group_by(BotConversation.bot_id)
+    )
+    return dict(rows.all())
 
 
 async def get_bot(session: AsyncSession, bot_id: uuid.UUID) -> TelegramBot:

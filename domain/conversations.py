@@ -40,7 +40,7 @@ from domain.flows import (
     Step,
     load_steps,
 )
-from domain.leads import PHONE_PATTERN, default_stage
+from domain.leads import PHONE_PATTERN, default_stage, lead_of_telegram_user
 from domain.paging import check_paging, count_rows, one_page
 from domain.subscribers import subscribe_from_bot
 from domain.telegram_html import escape
@@ -452,19 +452,11 @@ async def _lead_for(
         lead = await session.get(Lead, conversation.lead_id)
         if lead is not None:
             return lead
-    lead = await _lead_of_user(session, conversation.telegram_user_id)
+    lead = await lead_of_telegram_user(session, conversation.telegram_user_id)
     if lead is None:
         lead = await _new_lead(session, turn, conversation)
     conversation.lead_id = lead.id
     return lead
-
-
-async def _lead_of_user(session: AsyncSession, telegram_user_id: int) -> Lead | None:
-    return (
-        await session.execute(
-            select(Lead).where(Lead.telegram_user_id == telegram_user_id)
-        )
-    ).scalar_one_or_none()
 
 
 async def _new_lead(
@@ -500,7 +492,7 @@ async def _new_lead(
             await session.flush()
     except IntegrityError:
         # Another bot of the workspace made the lead a moment ago.
-        existing = await _lead_of_user(session, conversation.telegram_user_id)
+        existing = await lead_of_telegram_user(session, conversation.telegram_user_id)
         if existing is None:
             raise
         return existing

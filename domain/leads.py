@@ -101,6 +101,17 @@ async def list_leads(
     )
 
 
+async def lead_of_telegram_user(
+    session: AsyncSession, telegram_user_id: int
+) -> Lead | None:
+    """Return the workspace's lead for a Telegram user, if there is one."""
+    return (
+        await session.execute(
+            select(Lead).where(Lead.telegram_user_id == telegram_user_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def create_lead(
     session: AsyncSession,
     author_id: uuid.UUID | None,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Lead, Subscriber
 from domain.errors import InvalidInput
+from domain.leads import lead_of_telegram_user
 from domain.paging import check_paging, count_rows, one_page
 from domain.validation import clean_text
 
@@ -113,7 +114,9 @@ async def _upsert(
         )
     plan = clean_text(plan, field="plan", max_length=MAX_PLAN_LENGTH)
     handle = _check_username(username)
-    lead_id = lead_id or await _lead_of_user(session, telegram_user_id)
+    if lead_id is None:
+        lead = await lead_of_telegram_user(session, telegram_user_id)
+        lead_id = lead.id if lead is not None else None
 
     subscriber = await _find(session, telegram_user_id)
     if subscriber is None:
@@ -166,15 +169,6 @@ def _check_username(value: str | None) -> str | None:
 async def _find(session: AsyncSession, telegram_user_id: int) -> Subscriber | None:
     result = await session.execute(
         select(Subscriber).where(Subscriber.telegram_user_id == telegram_user_id)
-    )
-    return result.scalar_one_or_none()
-
-
-async def _lead_of_user(
-    session: AsyncSession, telegram_user_id: int
-) -> uuid.UUID | None:
-    result = await session.execute(
-        select(Lead.id).where(Lead.telegram_user_id == telegram_user_id)
     )
     return result.scalar_one_or_none()
 

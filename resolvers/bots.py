@@ -23,7 +23,7 @@ async def connect_bot(ctx: Context, token: str) -> BotView:
         secret_key=ctx.settings.signing_key,
         now=ctx.now(),
     )
-    return await _view(ctx, row.id)
+    return await _view(ctx, row)
 
 
 async def set_steps(ctx: Context, bot_id: str, steps: list[Step]) -> list[Step]:
@@ -36,9 +36,8 @@ async def steps_of(ctx: Context, bot_id: str) -> list[Step]:
     return flows.load_steps(bot)
 
 
-async def _view(ctx: Context, bot_id: object) -> BotView:
-    views = await bots.list_bots(ctx.db)
-    return next(view for view in views if view.row.id == bot_id)
+async def _view(ctx: Context, bot: TelegramBot) -> BotView:
+    return await bots.view_of(ctx.db, bot)
 
 
 async def start_bot(ctx: Context, bot_id: str, mode: str) -> BotView:
@@ -53,7 +52,7 @@ async def start_bot(ctx: Context, bot_id: str, mode: str) -> BotView:
         secret_key=ctx.settings.signing_key,
         now=ctx.now(),
     )
-    return await _view(ctx, bot.id)
+    return await _view(ctx, bot)
 
 
 async def stop_bot(ctx: Context, bot_id: str) -> BotView:
@@ -66,7 +65,7 @@ async def stop_bot(ctx: Context, bot_id: str) -> BotView:
         secret_key=ctx.settings.signing_key,
         now=ctx.now(),
     )
-    return await _view(ctx, bot.id)
+    return await _view(ctx, bot)
 
 
 def side_sessions(ctx: Context) -> bot_runtime.SessionOpener:
