@@ -6,8 +6,8 @@ and its messages commit together or not at all. The sending worker
 - ``key`` is unique: queueing the same message twice keeps the first job.
 - Jobs to one chat of one bot go out in the order they were queued.
 - A text longer than Telegram's limit is split at paragraph boundaries when
-  queued; the parts go out in order, and a part already sent is never sent
-  again when a later part is retried.
+  queued. The parts go out in order, and a retry of a later part does not
+  send an earlier one again.
 """
 
 import html
@@ -54,9 +54,7 @@ async def enqueue_message(
     ``reply_to_job_id`` makes the message a reply to the first message that
     job sent, once it has been sent.
     """
-    existing = (
-        await session.execute(select(Job).where(Job.key == key))
-    ).scalar_one_or_none()
+    existing = await _existing(session, key)
     if existing is not None:
         return existing
     payload: dict[str, Any] = {
@@ -80,13 +78,17 @@ async def enqueue_callback_answer(
 ) -> Job:
     """Queue the answerCallbackQuery call that stops a pressed button's spinner."""
     key = f"callback:{bot_id}:{callback_query_id}"
-    existing = (
-        await session.execute(select(Job).where(Job.key == key))
-    ).scalar_one_or_none()
+    existing = await _existing(session, key)
     if existing is not None:
         return existing
     payload = {"callback_query_id": callback_query_id}
     return await _add(session, key, ANSWER_CALLBACK, bot_id, chat_id, payload, now)
+
+
+async def _existing(session: AsyncSession, key: str) -> Job | None:
+    return (
+        await session.execute(select(Job).where(Job.key == key))
+    ).scalar_one_or_none()
 
 
 async def _add(

@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         "worker",
         help="run the background workers only",
         description="Run the background workers without the HTTP API: "
-        "housekeeping and, when IBHQ_TRON_WALLETS is set, the payment monitor.",
+        "housekeeping, the Telegram workers (sending queued messages, handling "
+        "bot updates, polling bots in polling mode) and, when IBHQ_TRON_WALLETS "
+        "is set, the payment monitor. SIGTERM or Ctrl-C stops them cleanly.",
     )
     worker.set_defaults(run=_worker)
 
