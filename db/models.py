@@ -424,7 +424,7 @@ class BotUpdate(TenantScoped, Base):
 
 
 class BotConversation(TenantScoped, Base):
-    """Where one person is in a bot's onboarding flow, and what they answered."""
+    """One person's progress through a bot's onboarding flow, with their answers."""
 
     __tablename__ = "bot_conversations"
     __table_args__ = (
@@ -440,7 +440,7 @@ class BotConversation(TenantScoped, Base):
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
-    # The step waiting for an answer; None once the flow is finished.
+    # The step that waits for the person's reply. None once the flow is finished.
     step_key: Mapped[str | None] = mapped_column(String(40))
     answers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     attribution: Mapped[str | None] = mapped_column(String(64))
@@ -486,7 +486,7 @@ class Job(TenantScoped, Base):
     # While running: when the claim lapses and another worker may take it.
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
-    # What Telegram answered, such as the ids of the messages sent.
+    # Telegram's result, such as the ids of the messages sent.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -495,7 +495,7 @@ class Job(TenantScoped, Base):
 class SendPacing(Base):
     """The earliest time the next message may go to a chat, or from a bot.
 
-    ``chat_id`` 0 holds the bot's own pace across all its chats.
+    The row with ``chat_id`` 0 is the bot's own pace across all its chats.
     """
 
     __tablename__ = "send_pacing"

@@ -3,7 +3,7 @@
 Each stored Telegram update is handled once, in one transaction that moves
 the conversation and queues the replies in the outbox, so a crash leaves
 either both or neither. Invariants:
-- A conversation is one row per bot and chat; its step and answers live in
+- A conversation is one row per bot and chat. Its step and answers live in
   the database, so a restart resumes every conversation where it was.
 - ``/start [payload]`` and ``/cancel`` start the flow over; the payload (up
   to 64 characters) is kept as the attribution.
@@ -161,6 +161,7 @@ async def _on_message(
     if addressee and addressee.casefold() != turn.bot.username.casefold():
         command = ""  # a command for another bot
     conversation = await _conversation(session, turn)
+
     if command == "/start":
         payload = argument.strip()
         attribution = payload if PAYLOAD.fullmatch(payload) else None
@@ -169,6 +170,7 @@ async def _on_message(
     if command == "/cancel":
         await _restart(session, turn, sender, conversation, None)
         return
+
     if conversation is None or conversation.step_key is None:
         await turn.send(session, START_HINT)
         return
@@ -178,6 +180,7 @@ async def _on_message(
         await turn.send(session, FLOW_CHANGED)
         await _restart(session, turn, sender, conversation, None)
         return
+
     _refresh_identity(conversation, sender)
     match step.type:
         case "question":
@@ -342,7 +345,7 @@ def _fill_lead(lead: Lead, name: str, value: str) -> bool:
     """Copy an answer into the lead's own field when it is valid there.
 
     The flow's check may be looser than the lead's (free text for an email,
-    say); then the answer stays in the conversation only.
+    say), and then the answer stays in the conversation only.
     """
     column = LEAD_FIELDS.get(name)
     if column == "email":

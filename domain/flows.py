@@ -140,7 +140,7 @@ def validate_steps(steps: Sequence[Step]) -> list[Step]:
 
 
 def _check_no_silent_loop(steps: list[Step]) -> None:
-    """Refuse a loop of steps that never waits for the person: it would never end."""
+    """Reject a loop of steps that never waits for the person: it never ends."""
     keys = [step.key for step in steps]
     by_key = {step.key: step for step in steps}
     for start in steps:

@@ -85,7 +85,7 @@ def visible_length(text: str) -> int:
 
 
 def visible_text(text: str) -> str:
-    """Check ``text`` as Telegram HTML and return the text a reader sees.
+    """Check ``text`` as Telegram HTML and return its visible text.
 
     Raises InvalidTelegramHtml with the reason when Telegram would refuse it.
     """

@@ -1,7 +1,7 @@
 """The Bot API port, implemented with aiogram against IBHQ_TELEGRAM_API_URL.
 
 One aiohttp session serves every bot; aiogram's typed errors are turned into
-the port's, so the domain never sees aiogram.
+the port's, so the domain never imports aiogram.
 """
 
 import logging
@@ -84,9 +84,9 @@ class AiogramBotApi:
                 f"Telegram could not be reached ({type(error).__name__})"
             ) from None
         except ClientDecodeError:
-            logger.warning("Telegram's answer could not be read")
+            logger.warning("Telegram's response could not be read")
             raise TelegramUnavailable(
-                "Telegram sent an answer that could not be read"
+                "Telegram sent a response that could not be read"
             ) from None
         except TelegramBadRequest as error:
             if "can't parse entities" in error.message:

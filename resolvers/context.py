@@ -99,6 +99,6 @@ class Context:
         A mutation's permission checks already ran inside its write
         transaction, and on SQLite that holds the database-wide write lock.
         Nothing is written yet, so committing only lets other requests and
-        the workers write while Telegram answers.
+        the workers write during the Telegram call.
         """
         await self.db.commit()

@@ -15,7 +15,7 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
-# What a string must look like: ASCII digits, no underscores, no NaN.
+# The form of a Decimal string: ASCII digits, no underscores, no NaN.
 DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Bounds on the size of a decimal, so that writing it out stays cheap:
 # 1e-999999999 is a short input but a billion characters in fixed point.

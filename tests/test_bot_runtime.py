@@ -231,7 +231,7 @@ async def test_telegram_down_on_start_is_503(
     }
     listed = (await workspace.owner.get("/api/onboarding/bots")).json()
     bot = next(b for b in listed if b["id"] == bot_id)
-    # Telegram may have acted on the call it did not answer.
+    # Telegram may have acted on a call that got no response.
     assert bot["status"] == "error"
     assert bot["lastError"] == (
         "Telegram did not answer while the bot was being started; whether it took "
@@ -291,7 +291,7 @@ async def test_stop_removes_webhook_and_drops_updates(
     assert stopped.status_code == 200
     assert stopped.json()["status"] == "stopped"
     assert bot_api.bots[token].webhook_url == ""
-    # Answered, so that Telegram stops resending, but not stored or handled.
+    # Acknowledged so that Telegram stops resending, but neither stored nor handled.
     assert late.status_code == 200
     async with server.sessions() as db:
         stored = await db.scalar(
@@ -669,7 +669,7 @@ async def test_text_before_start_gets_a_hint(
     assert await texts_to(bot_api, user, 1) == ["Send /start to begin."]
 
 
-async def test_a_stale_button_does_nothing(
+async def test_stale_button_does_nothing(
     server: Server, workspace: Workspace, bot_api: FakeBotApi
 ) -> None:
     bot_id, token = await connect(workspace.owner, bot_api)
@@ -1016,7 +1016,7 @@ async def test_start_does_not_block_other_webhooks(
             lambda: len([c for c in bot_api.calls if c[1] == "setWebhook"]) >= 2
         )
 
-        # While Telegram holds the first start, another bot's update is stored.
+        # While the first start waits on Telegram, another bot's update is stored.
         delivered = await bot_api.deliver(
             busy, bot_api.message_update("/start", user_id=user)
         )

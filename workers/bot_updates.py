@@ -49,9 +49,9 @@ class UpdateWorkerConfig:
     idle_seconds: float = 0.5
     # How long getUpdates waits for an update before returning an empty list.
     poll_wait_seconds: int = 25
-    # A poller's claim on a bot: longer than one getUpdates call can take
-    # (its wait plus the request timeout), renewed before each call, and
-    # released on shutdown; after a crash another worker waits this long.
+    # A poller's claim on a bot, longer than one getUpdates call can take (its
+    # wait plus the request timeout). It is renewed before each call and freed
+    # on shutdown, so only after a crash does another worker wait this long.
     lease: timedelta = timedelta(seconds=60)
     # To skip the updates of a workspace whose onboarding module is off.
     billing: BillingConfig | None = None

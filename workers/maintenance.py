@@ -1,5 +1,5 @@
 """Housekeeping: removes expired sessions, finished sign-in throttle windows,
-and old Telegram updates and button answers."""
+and old Telegram updates and callback-query answer jobs."""
 
 import logging
 from datetime import datetime, timedelta
@@ -42,7 +42,7 @@ async def purge_expired(
 async def purge_old_updates(
     db: AsyncSession, *, now: datetime, keep: timedelta = KEEP_UPDATES
 ) -> tuple[int, int]:
-    """Delete handled updates and finished button answers older than ``keep``.
+    """Delete handled updates and finished callback-query jobs older than ``keep``.
 
     Sent messages stay: a signal's replies and its delivery state need them.
     """
@@ -61,5 +61,5 @@ async def purge_old_updates(
     await db.commit()
     counts = (updates.rowcount or 0, answers.rowcount or 0)  # type: ignore[attr-defined]
     if any(counts):
-        logger.info("purged %d old updates and %d button answers", *counts)
+        logger.info("purged %d old updates and %d callback-query jobs", *counts)
     return counts

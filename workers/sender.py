@@ -6,13 +6,14 @@ network. Rules it keeps:
 - Jobs to one chat go out in queue order: a job waits while an earlier job to
   its chat is pending or running.
 - Pacing: after a message, its chat waits ``chat_interval`` (longer for
-  groups and channels) and its bot ``bot_interval``; the times live in the
+  groups and channels) and its bot ``bot_interval``. The times live in the
   database, so several workers keep them together.
 - A 429 puts the job back until Telegram's ``retry_after`` has passed, and the
   chat waits as long. Parts already sent are not sent again.
 - Telegram refusing the HTML makes the job go out once more as plain text.
-- Other refusals (a blocked bot, a missing chat) fail the job with Telegram's
-  reason; network and server errors retry with backoff up to ``max_attempts``.
+- Other rejections (a blocked bot, a missing chat) fail the job with
+  Telegram's reason. Network and server errors retry with backoff, up to
+  ``max_attempts`` tries.
 - A worker that dies mid-send leaves a running job whose lease lapses; another
   worker then sends it again. That is the one case where a message can be
   sent twice: Telegram's sendMessage has no idempotency key.
@@ -70,7 +71,7 @@ class SenderConfig:
     lease: timedelta = timedelta(seconds=120)
     # Telegram Bot Support's FAQ (https://telegra.ph/Hitting-limits-bot-FAQ)
     # gives about one message a second per chat, 20 a minute per group, and
-    # about 30 a second in all; short bursts may pass, then 429s follow.
+    # about 30 a second in all. Short bursts may pass before 429s follow.
     chat_interval: timedelta = timedelta(seconds=1)
     group_interval: timedelta = timedelta(seconds=3)
     bot_interval: timedelta = timedelta(milliseconds=35)

@@ -1,9 +1,11 @@
 """A loopback fake of the Telegram Bot API, in its real HTTP wire format.
 
-It knows the bots a test registers; any other token gets Telegram's 401.
+It accepts the tokens of the bots a test registers, and any other token
+gets Telegram's 401.
 It keeps each bot's webhook, queues updates for getUpdates, delivers them to
 a webhook the way Telegram does (with the secret token header), records every
-message sent, and answers getChat and getChatMember for the chats a test adds.
+message sent, and responds to getChat and getChatMember for the chats a test
+adds.
 A test can script errors for the next calls of a method: 429 with
 retry_after, 400 for bad entities, 403 for a blocked bot, 409, 500.
 """

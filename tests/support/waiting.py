@@ -11,9 +11,9 @@ async def eventually(
 ) -> None:
     """Wait until ``check`` returns a true value, or fail after ``timeout`` seconds.
 
-    ``check`` may be a plain function or a coroutine function; an
-    AssertionError it raises counts as not yet, and the last one is re-raised
-    when the time is up.
+    ``check`` may be a plain function or a coroutine function. An
+    AssertionError it raises counts as not yet, and the last one is raised
+    again when the time is up.
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
